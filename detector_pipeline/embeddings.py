@@ -1,0 +1,85 @@
+"""Frozen-backbone embeddings, cached by image content hash and backbone, so only new images are embedded."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import timm
+import torch
+
+from detector_pipeline.artifacts import atomic_path
+from detector_pipeline.backbones import BackboneSpec, create_backbone, data_config
+from detector_pipeline.datasets import ImageFiles, make_loader
+from detector_pipeline.device import autocast_dtype
+
+
+@dataclass
+class EmbeddingResult:
+    table: pd.DataFrame  # sha256, embedding (np.float32 array)
+    computed: int
+    reused: int
+    dim: int
+
+
+@torch.inference_mode()
+def embed_files(model: torch.nn.Module, paths: Sequence[Path], batch_size: int, device: torch.device,
+                num_workers: int = 0, amp: str = "auto") -> np.ndarray:
+    transform = timm.data.create_transform(**data_config(model), is_training=False)
+    loader = make_loader(ImageFiles(paths, None, transform), batch_size, num_workers, device)
+    dtype = autocast_dtype(device, amp)
+    model = model.to(device).eval()
+    chunks = []
+    for x in loader:
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            chunks.append(model(x.to(device, non_blocking=True)).float().cpu().numpy())
+    return np.concatenate(chunks) if chunks else np.zeros((0, model.num_features), np.float32)
+
+
+def read_cache(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        return pd.DataFrame({"sha256": pd.Series(dtype=str), "embedding": pd.Series(dtype=object)})
+    table = pq.read_table(path)
+    return pd.DataFrame({"sha256": table["sha256"].to_pylist(),
+                         "embedding": list(_to_matrix(table["embedding"]))})
+
+
+def write_embeddings(path: Path, sha256: Sequence[str], matrix: np.ndarray) -> None:
+    dim = matrix.shape[1] if matrix.ndim == 2 else 0
+    values = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1))
+    column = pa.FixedSizeListArray.from_arrays(values, dim)
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.table({"sha256": pa.array(list(sha256), pa.string()), "embedding": column}), tmp)
+
+
+def embed_with_cache(spec: BackboneSpec, images: pd.DataFrame, root: Path, cache_dir: Path, batch_size: int,
+                     device: torch.device, num_workers: int = 0, amp: str = "auto") -> EmbeddingResult:
+    """images: columns image_path (relative to root) and sha256. Embeds only hashes not in the cache."""
+    cache_path = cache_dir / f"{spec.key()}.parquet"
+    cache = read_cache(cache_path)
+    known = set(cache["sha256"])
+    unique = images.drop_duplicates("sha256")
+    todo = unique[~unique["sha256"].isin(known)]
+    if len(todo):
+        model = create_backbone(spec, num_classes=0)
+        matrix = embed_files(model, [root / p for p in todo["image_path"]], batch_size, device, num_workers, amp)
+        new = pd.DataFrame({"sha256": list(todo["sha256"]), "embedding": list(matrix)})
+        cache = pd.concat([cache, new], ignore_index=True)
+        write_embeddings(cache_path, cache["sha256"], np.stack(cache["embedding"].to_numpy()))
+    wanted = cache[cache["sha256"].isin(set(unique["sha256"]))].set_index("sha256").loc[list(unique["sha256"])]
+    dim = len(wanted["embedding"].iloc[0]) if len(wanted) else 0
+    return EmbeddingResult(wanted.reset_index(), computed=len(todo), reused=len(unique) - len(todo), dim=dim)
+
+
+def _to_matrix(column: pa.ChunkedArray) -> np.ndarray:
+    combined = column.combine_chunks()
+    dim = combined.type.list_size
+    return combined.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+
+
+def embedding_matrix(embeddings: pd.DataFrame, sha256: Sequence[str]) -> np.ndarray:
+    indexed = embeddings.set_index("sha256")["embedding"]
+    return np.stack(indexed.loc[list(sha256)].to_numpy()).astype(np.float32)

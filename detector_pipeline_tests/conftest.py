@@ -1,0 +1,40 @@
+import os
+
+# No model hub here: fail at once instead of retrying for a minute (tests of the hub path expect failure).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_tiny_dataset(root: Path, n: int = 48, seed: int = 0, side: int = 72) -> Path:
+    """Smooth 'real' images and 'generated' ones with a checkerboard, a teacher score per image,
+    two images per source group. Returns the labels parquet path."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        is_ai = i % 4 == 0
+        base = rng.normal(128, 30, (side // 8, side // 8, 3))
+        pixels = np.kron(base, np.ones((8, 8, 1)))
+        if is_ai:
+            pixels += 25 * ((np.indices((side, side)).sum(0) % 2)[..., None] - 0.5)
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        path = f"img/{i:03d}.png"
+        image.save(root / path)
+        score = float(np.clip(rng.normal(0.85 if is_ai else 0.05, 0.08), 0, 1))
+        rows.append({"image_path": path, "ai_score": score, "source_group": f"g{i // 2}"})
+    labels = root / "labels.parquet"
+    pd.DataFrame(rows).to_parquet(labels, index=False)
+    return labels
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    return write_tiny_dataset(tmp_path / "data")
