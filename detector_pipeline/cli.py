@@ -1,12 +1,24 @@
-"""`detector-pipeline`: build the demo set, fetch offline weights, run the chain."""
+"""`detector-pipeline`: build the demo set, fetch offline weights, run the chain, list models, walk
+lineage, score images, validate a labels batch."""
 
 import argparse
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
 from detector_pipeline.resources import PROJECT_ROOT
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("DETECTOR_DATA_DIR", PROJECT_ROOT / "data"))
+
+
+def _instance():
+    import dagster as dg
+
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
 def _demo_build(args) -> int:
@@ -24,31 +36,130 @@ def _weights_fetch(args) -> int:
     return 0
 
 
+def _print_failures(result) -> None:
+    for event in result.all_events:
+        if event.is_failure or (event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.evaluation.passed):
+            print(f"  {event.step_key or ''}: {event.message}", file=sys.stderr)
+
+
+def _register_base(instance) -> None:
+    from detector_pipeline.batches import BASE_BATCH
+
+    if not instance.has_dynamic_partition("label_batches", BASE_BATCH):
+        instance.add_dynamic_partitions("label_batches", [BASE_BATCH])
+
+
+def _init(args) -> int:
+    """Register the base labels as the first label batch in the Dagster instance (DAGSTER_HOME)."""
+    _register_base(_instance())
+    print("label batch 'base' registered")
+    return 0
+
+
 def _run(args) -> int:
-    """Materialize the whole chain in-process against the Dagster instance in DAGSTER_HOME, so that the
-    UI (`make ui`) shows the runs and their metadata afterwards."""
+    """Validate the base labels (partition `base` of teacher_labels) and retrain everything downstream,
+    in-process, against the Dagster instance in DAGSTER_HOME: `make ui` then shows the run."""
     if args.profile:
         os.environ["DETECTOR_PROFILE"] = args.profile
     import dagster as dg
 
+    from detector_pipeline.batches import BASE_BATCH
     from detector_pipeline.definitions import defs
 
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance = _instance()
+    _register_base(instance)
     started = time.time()
-    result = defs.resolve_job_def("train_detector").execute_in_process(instance=instance, raise_on_error=False)
-    elapsed = time.time() - started
+    result = defs.resolve_job_def("retrain_on_batch").execute_in_process(
+        instance=instance, partition_key=BASE_BATCH, raise_on_error=False)
     if not result.success:
-        for event in result.all_events:
-            if event.is_failure:
-                print(event.message, file=sys.stderr)
-        print(f"run {result.run_id} failed after {elapsed:.0f} s", file=sys.stderr)
+        print(f"run {result.run_id} did not succeed:", file=sys.stderr)
+        _print_failures(result)
+        if not result.is_node_success("detector"):
+            return 1
+        # The promotion gate refused the candidate: still report on it, so the refusal can be judged.
+        print("the promotion gate refused the new detector; writing its evaluation report anyway", file=sys.stderr)
+        from detector_pipeline.assets import ASSETS
+        from detector_pipeline.resources import PipelineSettings
+
+        result = dg.materialize(ASSETS, selection=["evaluation_report"], instance=instance,
+                                resources={"settings": PipelineSettings.from_env()}, raise_on_error=False)
+        if not result.success:
+            _print_failures(result)
+            return 1
+    report = json.loads((_data_dir() / "reports" / "latest" / "report.json").read_text())
+    print(f"run {result.run_id} finished in {time.time() - started:.0f} s")
+    for name in ("probe", "detector"):
+        m = report[name]
+        print(f"{name:9s} test ROC-AUC {m['test']['roc_auc']:.3f}  PR-AUC {m['test']['pr_auc']:.3f}  ({m['backbone']})")
+    from detector_pipeline.registry import read_promoted
+
+    promoted = read_promoted(_data_dir())
+    print(f"promoted detector: {promoted['version'] if promoted else 'none'}")
+    print(f"report: {_data_dir() / 'reports' / report['model_version'] / 'report.md'} (also {_data_dir() / 'reports' / 'latest'})")
+    return 0
+
+
+def _models(args) -> int:
+    from detector_pipeline.registry import list_models
+
+    rows = list_models(_data_dir())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no detector has been trained yet")
+        return 0
+    fmt = lambda v: "   -  " if v is None else f"{v:.3f}"  # noqa: E731
+    print(f"{'version':18s} {'status':13s} {'val ROC':>7s} {'test ROC':>8s} {'test PR':>7s}  {'created':16s}  backbone")
+    for r in rows:
+        print(f"{r['version']:18s} {r['status']:13s} {fmt(r['val_roc_auc']):>7s} {fmt(r['test_roc_auc']):>8s} "
+              f"{fmt(r['test_pr_auc']):>7s}  {r['created']:16s}  {r['backbone']}")
+    return 0
+
+
+def _lineage(args) -> int:
+    from detector_pipeline.lineage import lineage, lineage_text
+
+    try:
+        walk = lineage(_instance(), args.version)
+    except LookupError as exc:
+        print(exc, file=sys.stderr)
         return 1
-    report = result.output_for_node("evaluation_report")
-    reports = Path(os.environ.get("DETECTOR_DATA_DIR", PROJECT_ROOT / "data")) / "reports"
-    print(f"run {result.run_id} succeeded in {elapsed:.0f} s")
-    print(f"probe    test ROC-AUC {report['probe']['test']['roc_auc']:.3f}  PR-AUC {report['probe']['test']['pr_auc']:.3f}  ({report['probe']['backbone']})")
-    print(f"detector test ROC-AUC {report['detector']['test']['roc_auc']:.3f}  PR-AUC {report['detector']['test']['pr_auc']:.3f}  ({report['detector']['backbone']})")
-    print(f"report: {reports / report['model_version'] / 'report.md'} (also {reports / 'latest'})")
+    print(json.dumps(walk, indent=2, default=str) if args.json else lineage_text(walk))
+    return 0
+
+
+def _score(args) -> int:
+    from detector_pipeline.registry import read_promoted
+    from detector_pipeline.scoring import score_to_parquet
+
+    promoted = read_promoted(_data_dir())
+    if promoted is None:
+        print("no promoted detector: train one first (make demo)", file=sys.stderr)
+        return 1
+    threshold = args.threshold if args.threshold is not None else promoted["threshold"]
+    log = (lambda m: print(m, file=sys.stderr)) if not args.quiet else (lambda m: None)
+    summary = score_to_parquet(Path(promoted["folder"]), threshold, args.paths, Path(args.out),
+                               batch_size=args.batch_size, log=log)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _validate(args) -> int:
+    from detector_pipeline.labels import LabelsError, load_labels
+
+    try:
+        result = load_labels(Path(args.labels), Path(args.root))
+    except LabelsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"accepted": len(result.accepted),
+                          "quarantined": result.quarantined.to_dict(orient="records")}, default=str))
+    else:
+        print(f"{len(result.accepted)} accepted, {len(result.quarantined)} quarantined of {result.n_input} rows")
+        for row in result.quarantined.itertuples(index=False):
+            print(f"  row {row.row}: {row.image_path!r}: {row.reason}")
     return 0
 
 
@@ -68,9 +179,35 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--dir", default=str(PROJECT_ROOT / "data/weights"))
     fetch.set_defaults(func=_weights_fetch)
 
-    run = sub.add_parser("run", help="materialize teacher labels -> evaluation report")
+    init = sub.add_parser("init", help="register the base labels as label batch 'base' (make ui does this)")
+    init.set_defaults(func=_init)
+
+    run = sub.add_parser("run", help="validate the base labels and retrain: teacher labels -> promoted detector")
     run.add_argument("--profile", choices=("demo", "full", "tiny"), help="default: DETECTOR_PROFILE or demo")
     run.set_defaults(func=_run)
+
+    models = sub.add_parser("models", help="list detector versions with their metrics and status")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=_models)
+
+    lin = sub.add_parser("lineage", help="walk from a detector version to its label batches (Dagster records)")
+    lin.add_argument("version")
+    lin.add_argument("--json", action="store_true")
+    lin.set_defaults(func=_lineage)
+
+    score = sub.add_parser("score", help="score images with the promoted detector")
+    score.add_argument("paths", nargs="+", help="image files, folders, or parquet files with an image_path column")
+    score.add_argument("--out", default="scores.parquet")
+    score.add_argument("--threshold", type=float, help="default: the promoted model's operating threshold")
+    score.add_argument("--batch-size", type=int, default=64)
+    score.add_argument("--quiet", action="store_true")
+    score.set_defaults(func=_score)
+
+    validate = sub.add_parser("validate", help="check a labels batch without training anything")
+    validate.add_argument("labels")
+    validate.add_argument("--root", required=True, help="the folder image paths are relative to")
+    validate.add_argument("--json", action="store_true")
+    validate.set_defaults(func=_validate)
     return parser
 
 

@@ -20,3 +20,7 @@ class SplitConfig(dg.Config):
     seed: int = 0
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+
+
+class FeedConfig(dg.Config):
+    feed_dir: str | None = None  # default: the settings' feed_dir (data/feed)

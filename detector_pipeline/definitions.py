@@ -3,16 +3,16 @@
 import dagster as dg
 
 from detector_pipeline.assets import ASSETS, CHECKS
+from detector_pipeline.jobs import retrain_job, retrain_on_batch_job, score_feed_job
 from detector_pipeline.resources import PipelineSettings
-
-train_detector_job = dg.define_asset_job(
-    "train_detector", selection=dg.AssetSelection.assets(*ASSETS),
-    description="Teacher labels to evaluation report: the whole chain.",
-)
+from detector_pipeline.schedules import nightly_retrain
+from detector_pipeline.sensors import new_label_batches
 
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
-    jobs=[train_detector_job],
+    jobs=[retrain_on_batch_job, retrain_job, score_feed_job],
+    sensors=[new_label_batches],
+    schedules=[nightly_retrain],
     resources={"settings": PipelineSettings.from_env()},
 )

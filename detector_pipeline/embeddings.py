@@ -1,5 +1,6 @@
 """Frozen-backbone embeddings, cached by image content hash and backbone, so only new images are embedded."""
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +28,18 @@ class EmbeddingResult:
 
 @torch.inference_mode()
 def embed_files(model: torch.nn.Module, paths: Sequence[Path], batch_size: int, device: torch.device,
-                num_workers: int = 0, amp: str = "auto") -> np.ndarray:
+                num_workers: int = 0, amp: str = "auto", log=None) -> np.ndarray:
     transform = timm.data.create_transform(**data_config(model), is_training=False)
     loader = make_loader(ImageFiles(paths, None, transform), batch_size, num_workers, device)
     dtype = autocast_dtype(device, amp)
     model = model.to(device).eval()
-    chunks = []
-    for x in loader:
+    chunks, done, started = [], 0, time.time()
+    for i, x in enumerate(loader):
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             chunks.append(model(x.to(device, non_blocking=True)).float().cpu().numpy())
+        done += len(x)
+        if log and (i % 10 == 9 or done == len(paths)):
+            log(f"embedded {done}/{len(paths)} images, {done / (time.time() - started):.1f} img/s")
     return np.concatenate(chunks) if chunks else np.zeros((0, model.num_features), np.float32)
 
 
@@ -55,9 +59,9 @@ def write_embeddings(path: Path, sha256: Sequence[str], matrix: np.ndarray) -> N
         pq.write_table(pa.table({"sha256": pa.array(list(sha256), pa.string()), "embedding": column}), tmp)
 
 
-def embed_with_cache(spec: BackboneSpec, images: pd.DataFrame, root: Path, cache_dir: Path, batch_size: int,
-                     device: torch.device, num_workers: int = 0, amp: str = "auto") -> EmbeddingResult:
-    """images: columns image_path (relative to root) and sha256. Embeds only hashes not in the cache."""
+def embed_with_cache(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, batch_size: int,
+                     device: torch.device, num_workers: int = 0, amp: str = "auto", log=None) -> EmbeddingResult:
+    """images: columns file and sha256. Embeds only hashes not in the cache."""
     cache_path = cache_dir / f"{spec.key()}.parquet"
     cache = read_cache(cache_path)
     known = set(cache["sha256"])
@@ -65,7 +69,7 @@ def embed_with_cache(spec: BackboneSpec, images: pd.DataFrame, root: Path, cache
     todo = unique[~unique["sha256"].isin(known)]
     if len(todo):
         model = create_backbone(spec, num_classes=0)
-        matrix = embed_files(model, [root / p for p in todo["image_path"]], batch_size, device, num_workers, amp)
+        matrix = embed_files(model, [Path(p) for p in todo["file"]], batch_size, device, num_workers, amp, log)
         new = pd.DataFrame({"sha256": list(todo["sha256"]), "embedding": list(matrix)})
         cache = pd.concat([cache, new], ignore_index=True)
         write_embeddings(cache_path, cache["sha256"], np.stack(cache["embedding"].to_numpy()))

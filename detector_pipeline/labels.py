@@ -21,7 +21,7 @@ class LabelsError(ValueError):
 
 @dataclass
 class ValidatedLabels:
-    accepted: pd.DataFrame  # input columns + sha256, width, height, row
+    accepted: pd.DataFrame  # input columns + row, sha256, width, height, file (absolute, inside the root)
     quarantined: pd.DataFrame  # row, image_path, reason
 
     @property
@@ -71,6 +71,7 @@ def validate_labels(table: pd.DataFrame, root: Path, workers: int = 4) -> Valida
     accepted["sha256"] = [facts[i][0] for i in accepted_rows]
     accepted["width"] = [facts[i][1] for i in accepted_rows]
     accepted["height"] = [facts[i][2] for i in accepted_rows]
+    accepted["file"] = [str(resolved[i]) for i in accepted_rows]  # resolved inside the root
     quarantined = pd.DataFrame(
         [{"row": i, "image_path": _printable(table["image_path"].iloc[i]), "reason": r} for i, r in sorted(reasons.items())],
         columns=QUARANTINE_COLUMNS,

@@ -53,7 +53,7 @@ def get_profile(name: str, weights_dir: Path) -> Profile:
             "tiny",
             embedding=BackboneSpec("test_vit", "random"),
             detector=BackboneSpec("test_convnext", "random"),
-            embed_batch_size=16, train_batch_size=8, epochs=2, crop_size=64, num_workers=0,
+            embed_batch_size=16, train_batch_size=8, epochs=3, crop_size=64, num_workers=0, lr=1e-3,
         )
     raise ValueError(f"unknown profile {name!r}: use full, demo or tiny")
 

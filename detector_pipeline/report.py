@@ -7,15 +7,26 @@ import numpy as np
 
 from detector_pipeline.artifacts import atomic_path, write_bytes_atomic, write_json_atomic
 from detector_pipeline.metrics import ranking_metrics
-from detector_pipeline.plots import roc_pr_curves
 
 
 def split_metrics(y_true: np.ndarray, scores: np.ndarray) -> dict:
     return ranking_metrics(y_true, scores)
 
 
+def at_threshold(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """Precision, recall, false-positive rate and the confusion matrix at a fixed threshold."""
+    from sklearn.metrics import confusion_matrix
+
+    y_true = np.asarray(y_true).astype(int)
+    predicted = (np.asarray(scores) >= threshold).astype(int)
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y_true, predicted, labels=[0, 1]).ravel())
+    return {"precision": tp / (tp + fp) if tp + fp else None, "recall": tp / (tp + fn) if tp + fn else None,
+            "false_positive_rate": fp / (fp + tn) if fp + tn else None,
+            "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp}}
+
+
 def build_report(*, model_version: str, label_stats: dict, counts: dict, probe: dict, detector: dict,
-                 created_by: dict) -> dict:
+                 operating_point: dict, created_by: dict) -> dict:
     """probe / detector: {"backbone": str, "weights": str, "randomly_initialised": bool, "version": str,
     "train"/"val"/"test": ranking metrics}."""
     gap = None
@@ -28,6 +39,7 @@ def build_report(*, model_version: str, label_stats: dict, counts: dict, probe: 
         "label_stats": label_stats,
         "probe": probe,
         "detector": {**detector, "train_test_roc_gap": gap},
+        "operating_point": operating_point,
         "positive_definition": "teacher ai_score >= 0.5",
         "created_by": created_by,
     }
@@ -60,6 +72,9 @@ def report_markdown(report: dict) -> str:
         "",
         f"Train-vs-test ROC-AUC gap of the detector: {_fmt(report['detector']['train_test_roc_gap'])}.",
         "",
+        "## Operating point",
+        _operating_point_markdown(report["operating_point"]),
+        "",
         "## Models",
         f"- probe: embeddings from **{report['probe']['backbone']}** + standardized, class-balanced logistic regression",
         f"- detector: **{report['detector']['backbone']}** fine-tuned end to end on native-resolution crops",
@@ -77,12 +92,18 @@ def report_markdown(report: dict) -> str:
     ])
 
 
-def write_report(reports_dir: Path, report: dict, y_test: np.ndarray, test_scores: dict[str, np.ndarray]) -> Path:
-    """Writes data/reports/<version>/{report.json,report.md,roc.png,pr.png} and points `latest` at it."""
+def _operating_point_markdown(op: dict) -> str:
+    test = op["test"]
+    return (f"Threshold {op['threshold']:.4f} ({op['rule']}; validation precision {_fmt(op['val_precision'])}, "
+            f"recall {_fmt(op['val_recall'])}). On test: precision {_fmt(test['precision'])}, recall "
+            f"{_fmt(test['recall'])}, false-positive rate {_fmt(test['false_positive_rate'])}, confusion {test['confusion']}.")
+
+
+def write_report(reports_dir: Path, report: dict, figures: dict[str, bytes]) -> Path:
+    """Writes data/reports/<version>/{report.json,report.md,<figure>.png} and points `latest` at it."""
     folder = reports_dir / report["model_version"]
-    roc_png, pr_png = roc_pr_curves(y_test, test_scores)
-    write_bytes_atomic(folder / "roc.png", roc_png)
-    write_bytes_atomic(folder / "pr.png", pr_png)
+    for name, png in figures.items():
+        write_bytes_atomic(folder / f"{name}.png", png)
     write_json_atomic(folder / "report.json", report)
     write_bytes_atomic(folder / "report.md", report_markdown(report).encode())
     point_latest(reports_dir, folder.name)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from detector_pipeline.batches import BatchLocation, batch_location
 from detector_pipeline.profiles import Profile, get_profile
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +21,9 @@ class PipelineSettings(dg.ConfigurableResource):
     data_dir: str = str(PROJECT_ROOT / "data")
     weights_dir: str = str(PROJECT_ROOT / "data/weights")
     device: str = "auto"
+    incoming_dir: str = str(PROJECT_ROOT / "data/incoming")
+    feed_dir: str = str(PROJECT_ROOT / "data/feed")
+    target_precision: float = 0.95
 
     def resolved_profile(self) -> Profile:
         return get_profile(self.profile, Path(self.weights_dir)).with_overrides(device=self.device)
@@ -28,13 +32,18 @@ class PipelineSettings(dg.ConfigurableResource):
     def data(self) -> Path:
         return Path(self.data_dir)
 
+    def batch_location(self, batch: str) -> BatchLocation:
+        base = BatchLocation(Path(self.labels_path), Path(self.images_root))
+        return batch_location(batch, base, Path(self.incoming_dir))
+
     @classmethod
     def from_env(cls) -> "PipelineSettings":
         """DETECTOR_PROFILE, DETECTOR_LABELS, DETECTOR_IMAGES_ROOT, DETECTOR_DATA_DIR, DETECTOR_WEIGHTS_DIR,
-        DETECTOR_DEVICE override the defaults."""
+        DETECTOR_DEVICE, DETECTOR_INCOMING_DIR, DETECTOR_FEED_DIR override the defaults."""
         env = {
             "profile": "DETECTOR_PROFILE", "labels_path": "DETECTOR_LABELS", "images_root": "DETECTOR_IMAGES_ROOT",
             "data_dir": "DETECTOR_DATA_DIR", "weights_dir": "DETECTOR_WEIGHTS_DIR", "device": "DETECTOR_DEVICE",
+            "incoming_dir": "DETECTOR_INCOMING_DIR", "feed_dir": "DETECTOR_FEED_DIR",
         }
         return cls(**{field: os.environ[var] for field, var in env.items() if os.environ.get(var)})
 

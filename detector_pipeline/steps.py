@@ -17,6 +17,7 @@ from detector_pipeline.label_stats import POSITIVE_THRESHOLD
 from detector_pipeline.labels import ValidatedLabels, load_labels
 from detector_pipeline.metrics import ranking_metrics
 from detector_pipeline.profiles import Profile
+from detector_pipeline.scoring import load_detector
 
 
 @dataclass
@@ -47,17 +48,21 @@ def labels_version(table: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def compute_embeddings(labels: pd.DataFrame, root: Path, cache_dir: Path, profile: Profile,
-                       batch_size: int | None = None) -> EmbeddingSet:
+def compute_embeddings(labels: pd.DataFrame, cache_dir: Path, profile: Profile,
+                       batch_size: int | None = None, log=None) -> EmbeddingSet:
     spec = profile.embedding
-    result = embeddings.embed_with_cache(spec, labels[["image_path", "sha256"]], root, cache_dir,
+    result = embeddings.embed_with_cache(spec, labels[["file", "sha256"]], cache_dir,
                                          batch_size or profile.embed_batch_size, pick_device(profile.device),
-                                         profile.num_workers, profile.amp)
+                                         profile.num_workers, profile.amp, log)
     return EmbeddingSet(spec.as_dict(), spec.describe(), spec.is_random, result.table, result.computed, result.reused)
 
 
 def _split(labels: pd.DataFrame, name: str) -> pd.DataFrame:
     return labels[labels["split"] == name]
+
+
+def _files(labels: pd.DataFrame) -> list[Path]:
+    return [Path(f) for f in labels["file"]]
 
 
 def fit_probe(labels: pd.DataFrame, embedding_set: EmbeddingSet, models_dir: Path, seed: int = 0) -> dict:
@@ -74,7 +79,7 @@ def fit_probe(labels: pd.DataFrame, embedding_set: EmbeddingSet, models_dir: Pat
     return {"version": version, "folder": str(folder), **config}
 
 
-def train_detector(labels: pd.DataFrame, root: Path, models_dir: Path, checkpoints_dir: Path, profile: Profile,
+def train_detector(labels: pd.DataFrame, models_dir: Path, checkpoints_dir: Path, profile: Profile,
                    pos_weight: float | None, log=print, **overrides) -> dict:
     settings = training.TrainSettings(
         epochs=overrides.get("epochs") or profile.epochs,
@@ -89,8 +94,8 @@ def train_detector(labels: pd.DataFrame, root: Path, models_dir: Path, checkpoin
     spec = profile.detector
     run_key = hashlib.sha256(f"{labels_version(labels)}|{spec.as_dict()}|{training.settings_dict(settings)}".encode())
     result = training.train_detector(
-        spec, [root / p for p in train["image_path"]], train["ai_score"].to_numpy(),
-        [root / p for p in val["image_path"]], val["label"].to_numpy(), settings, pick_device(profile.device),
+        spec, _files(train), train["ai_score"].to_numpy(),
+        _files(val), val["label"].to_numpy(), settings, pick_device(profile.device),
         checkpoint_dir=checkpoints_dir / run_key.hexdigest()[:16], log=log,
     )
     config = {"kind": "detector", "backbone": spec.as_dict(), "backbone_description": spec.describe(),
@@ -104,20 +109,101 @@ def train_detector(labels: pd.DataFrame, root: Path, models_dir: Path, checkpoin
 
 def detector_scores(detector: dict, paths: list[Path], profile: Profile) -> np.ndarray:
     """P(AI) from a saved detector, loaded back through safetensors."""
-    from detector_pipeline.backbones import create_backbone
-
-    state, config = artifacts.load_model_files(Path(detector["folder"]))
-    spec = BackboneSpec(**{**config["backbone"], "weights": "random"})  # the saved state replaces every weight
-    model = create_backbone(spec, num_classes=1)
-    model.load_state_dict(state)
     device = pick_device(profile.device)
-    settings = training.TrainSettings(**config["settings"])
-    return training.predict(model.to(device), paths, settings, device)
+    model, settings, _ = load_detector(Path(detector["folder"]), device)
+    return training.predict(model, paths, settings, device)
 
 
 def probe_scores_for(probe_model: dict, embedding_set: EmbeddingSet, sha256: pd.Series) -> np.ndarray:
     state, _ = artifacts.load_model_files(Path(probe_model["folder"]))
     return probe.probe_scores(state, embeddings.embedding_matrix(embedding_set.table, sha256))
+
+
+def model_card_for(detector: dict, labels: pd.DataFrame, run_id: str, git_commit: str | None,
+                   parent_version: str | None) -> dict:
+    from detector_pipeline.model_card import batches_summary
+
+    return {
+        "kind": "detector", "version": detector["version"], "backbone": detector["backbone"],
+        "backbone_description": detector["backbone_description"], "randomly_initialised": detector["randomly_initialised"],
+        "labels_version": detector["labels_version"], "batches": batches_summary(labels),
+        "counts": {s: int((labels["split"] == s).sum()) for s in splits.SPLITS},
+        "split": {"by": "source_group" if "source_group" in labels.columns else "image", "seed": 0},
+        "settings": detector["settings"], "seed": detector["settings"]["seed"],
+        "metrics": {"val_roc_auc": detector["best_val_roc_auc"], "best_epoch": detector["best_epoch"],
+                    "history": detector["history"]},
+        "run_id": run_id, "git_commit": git_commit, "parent_version": parent_version,
+    }
+
+
+def add_test_metrics_to_card(folder: Path, report: dict) -> None:
+    import json
+
+    from detector_pipeline.model_card import write_model_card
+
+    path = folder / "model_card.json"
+    if not path.exists():
+        return
+    card = json.loads(path.read_text())
+    card["metrics"]["test"] = report["detector"]["test"]
+    card["metrics"]["train"] = report["detector"]["train"]
+    card["operating_point"] = report["operating_point"]
+    card["report"] = report["model_version"]
+    write_model_card(folder, card)
+
+
+def compare_on_validation(labels: pd.DataFrame, candidate: np.ndarray, incumbent: np.ndarray,
+                          n_resamples: int = 300) -> dict:
+    """Two sets of scores for the validation split: the candidate fails only if its ROC-AUC is lower and
+    the 95 % interval of the difference (source groups resampled, the split's noise) lies below zero."""
+    from detector_pipeline.metrics import grouped_bootstrap, interval, roc_auc
+
+    val = _split(labels, "val")
+    y = val["label"].to_numpy()
+
+    def difference(index):
+        a, b = roc_auc(y[index], candidate[index]), roc_auc(y[index], incumbent[index])
+        return None if a is None or b is None else a - b
+
+    ci = interval(grouped_bootstrap(difference, splits.group_column(val).to_numpy(), n_resamples))
+    point = difference(np.arange(len(y)))
+    worse = point is not None and point < 0 and ci is not None and ci[1] < 0
+    return {"candidate_val_roc_auc": roc_auc(y, candidate), "incumbent_val_roc_auc": roc_auc(y, incumbent),
+            "difference": point, "difference_95ci": ci, "passed": not worse}
+
+
+def validation_scores(labels: pd.DataFrame, model: dict, profile: Profile,
+                      embedding_set: EmbeddingSet | None = None) -> np.ndarray:
+    """A saved detector's (or, with embeddings, a probe's) scores on the validation split."""
+    val = _split(labels, "val")
+    if model.get("kind") == "probe":
+        return probe_scores_for(model, embedding_set, val["sha256"])
+    return detector_scores(model, _files(val), profile)
+
+
+def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSet, probe_model: dict,
+             detector: dict, profile: Profile, target_precision: float, created_by: dict) -> tuple[dict, dict]:
+    from detector_pipeline import report
+    from detector_pipeline.plots import roc_pr_curves
+    from detector_pipeline.thresholds import threshold_for_precision
+
+    probe_scores, det_scores = {}, {}
+    for split in splits.SPLITS:
+        part = _split(labels, split)
+        y = part["label"].to_numpy()
+        probe_scores[split] = (y, probe_scores_for(probe_model, embedding_set, part["sha256"]))
+        det_scores[split] = (y, detector_scores(detector, _files(part), profile))
+    operating = threshold_for_precision(*det_scores["val"], target_precision)
+    y_test, s_test = det_scores["test"]
+    operating["test"] = report.at_threshold(y_test, s_test, operating["threshold"])
+    result = report.build_report(
+        model_version=f"{detector['version']}-{probe_model['version']}", label_stats=label_stats["all"],
+        counts={s: int((labels["split"] == s).sum()) for s in splits.SPLITS},
+        probe=model_summary(probe_model, probe_scores), detector=model_summary(detector, det_scores),
+        operating_point=operating, created_by=created_by,
+    )
+    roc_png, pr_png = roc_pr_curves(y_test, {"probe": probe_scores["test"][1], "detector": s_test})
+    return result, {"roc": roc_png, "pr": pr_png}
 
 
 def model_summary(model: dict, scores: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:

@@ -13,7 +13,7 @@ from PIL import Image
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_tiny_dataset(root: Path, n: int = 48, seed: int = 0, side: int = 72) -> Path:
+def write_tiny_dataset(root: Path, n: int = 64, seed: int = 0, side: int = 72) -> Path:
     """Smooth 'real' images and 'generated' ones with a checkerboard, a teacher score per image,
     two images per source group. Returns the labels parquet path."""
     rng = np.random.default_rng(seed)
@@ -24,7 +24,7 @@ def write_tiny_dataset(root: Path, n: int = 48, seed: int = 0, side: int = 72) -
         base = rng.normal(128, 30, (side // 8, side // 8, 3))
         pixels = np.kron(base, np.ones((8, 8, 1)))
         if is_ai:
-            pixels += 25 * ((np.indices((side, side)).sum(0) % 2)[..., None] - 0.5)
+            pixels += 40 * ((np.indices((side, side)).sum(0) % 2)[..., None] - 0.5)
         image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
         path = f"img/{i:03d}.png"
         image.save(root / path)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,7 +35,8 @@ def test_bad_rows_are_quarantined_with_reasons_and_rows_are_conserved(tmp_path):
     assert "escapes" in reasons[7] and reasons[8] == "null path"
     assert "conflicting" in reasons[9] and "conflicting" in reasons[10]
     assert reasons[11] == "duplicate of row 0"
-    assert list(result.accepted.columns[-3:]) == ["sha256", "width", "height"]
+    assert list(result.accepted.columns[-4:]) == ["sha256", "width", "height", "file"]
+    assert all(Path(f).is_absolute() and Path(f).is_relative_to(root.resolve()) for f in result.accepted["file"])
 
 
 def test_batch_level_problems_raise_one_clear_error(tmp_path):

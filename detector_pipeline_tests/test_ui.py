@@ -1,6 +1,7 @@
 """The real Dagster UI on 127.0.0.1, driven by headless Debian Chromium: materialize the chain from it."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -44,13 +45,15 @@ def _wait_until_up(url: str, process: subprocess.Popen, timeout: float = 180) ->
 
 @pytest.fixture
 def dagster_ui(tmp_path):
-    labels = write_tiny_dataset(tmp_path / "data", n=32)
+    labels = write_tiny_dataset(tmp_path / "data")
     home = tmp_path / "dagster_home"
     home.mkdir()
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "DETECTOR_PROFILE": "tiny", "DETECTOR_LABELS": str(labels),
            "DETECTOR_IMAGES_ROOT": str(labels.parent), "DETECTOR_DATA_DIR": str(tmp_path / "artifacts"),
-           "DETECTOR_DEVICE": "cpu"}
+           "DETECTOR_DEVICE": "cpu", "DETECTOR_FEED_DIR": str(labels.parent / "img"),
+           "DETECTOR_INCOMING_DIR": str(tmp_path / "incoming")}
+    subprocess.run([str(Path(sys.executable).parent / "detector-pipeline"), "init"], env=env, check=True)
     dagster = Path(sys.executable).parent / "dagster"
     log = open(tmp_path / "dagster_dev.log", "w")
     # Its own session and process group: signals reach dagster dev and all its children, and SIGINT
@@ -72,6 +75,24 @@ def dagster_ui(tmp_path):
         log.close()
 
 
+def _instance_at(home: Path) -> dg.DagsterInstance:
+    from dagster._core.instance.ref import InstanceRef
+
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+def _wait_for_materialization(home: Path, key: str, timeout: float = 420) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with _instance_at(home) as instance:
+            if instance.get_latest_materialization_event(dg.AssetKey(key)) is not None:
+                return
+            failed = [r for r in instance.get_runs() if r.status == dg.DagsterRunStatus.FAILURE]
+            assert not failed, f"run {failed[0].run_id} failed"
+        time.sleep(3)
+    raise TimeoutError(f"{key} was not materialized within {timeout} s")
+
+
 @pytest.mark.ui
 def test_materialize_the_chain_from_the_ui(dagster_ui):
     url, home = dagster_ui
@@ -84,16 +105,21 @@ def test_materialize_the_chain_from_the_ui(dagster_ui):
             skip.click(timeout=20_000)
         except PlaywrightTimeout:
             pass
-        button = page.get_by_role("button", name="Materialize all")
-        expect(button).to_be_visible(timeout=90_000)
-        expect(page.get_by_text("evaluation_report").first).to_be_visible(timeout=30_000)
-        page.screenshot(path=str(home / "graph.png"))
-        button.click()
-        page.get_by_role("link", name="View").first.click(timeout=60_000)
-        expect(page.get_by_text("Success").first).to_be_visible(timeout=240_000)
-        page.screenshot(path=str(home / "run.png"))
+        page.get_by_role("button", name="Materialize all").click(timeout=90_000)
+        dialog = page.get_by_role("dialog")
+        expect(dialog.get_by_text("Launch runs to materialize 9 assets")).to_be_visible(timeout=30_000)
+        dialog.get_by_role("button", name="All", exact=True).click()
+        expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible(timeout=10_000)
+        dialog.get_by_role("button", name=re.compile(r"^Launch (1 run|backfill)")).click()
+
+        _wait_for_materialization(home, "feed_scores")
+
+        page.goto(f"{url}/assets/evaluation_report", wait_until="domcontentloaded")
+        expect(page.get_by_text("detector_test_roc_auc").first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(home / "evaluation_report.png"), full_page=True)
         browser.close()
-    with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home))) as instance:
+    with _instance_at(home) as instance:
         runs = instance.get_runs()
-        assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS
-        assert instance.get_latest_materialization_event(dg.AssetKey("evaluation_report")) is not None
+        assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        for key in ("teacher_labels", "evaluation_report", "promoted_detector", "feed_scores"):
+            assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None

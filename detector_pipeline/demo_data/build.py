@@ -140,8 +140,8 @@ def autoencoder_items(photos: list[Photo], rng: np.random.Generator, seed: int) 
         (box,) = encoding.sample_square_crops(photo.image.size, 1, rng, multiple_of=4)
         yield Item(upsampling_autoencoder.reconstruct(model, encoding.crop(photo.image, box)), True,
                    "upsampling_autoencoder", "conv autoencoder, stride-2 transposed-conv decoder (trained here)",
-                   photo.group, photo.license, photo.package, photo.file, photo.copyright,
-                   f"crop {box}, encoded x1/4, decoded with transposed convolutions")
+                   photo.group, photo.license, f"autoencoder trained by this builder + {photo.package}", photo.file,
+                   photo.copyright, f"crop {box}, encoded x1/4, decoded with transposed convolutions")
 
 
 def encode_items(items: list[Item]) -> tuple[pd.DataFrame, dict[str, bytes]]:

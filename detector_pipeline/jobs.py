@@ -1,0 +1,17 @@
+"""The jobs: retrain on a label batch, retrain from the labels already in, score the feed."""
+
+import dagster as dg
+
+from detector_pipeline.assets import TRAINING_ASSETS, feed_scores, teacher_labels
+
+retrain_on_batch_job = dg.define_asset_job(
+    "retrain_on_batch", selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
+    description="Validate one label batch (a partition), then retrain everything that depends on the labels.",
+)
+
+retrain_job = dg.define_asset_job(
+    "retrain", selection=dg.AssetSelection.assets(*TRAINING_ASSETS) - dg.AssetSelection.assets(teacher_labels),
+    description="Retrain from the label batches already validated: the nightly schedule runs this.",
+)
+
+score_feed_job = dg.define_asset_job("score_feed", selection=dg.AssetSelection.assets(feed_scores))
