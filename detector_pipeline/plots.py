@@ -50,3 +50,25 @@ def roc_pr_curves(y_true: np.ndarray, scores: dict[str, np.ndarray]) -> tuple[by
     roc_ax.legend(loc="lower right")
     pr_ax.legend(loc="upper right")
     return figure_png(roc_fig), figure_png(pr_fig)
+
+
+def reliability_diagram(calibration: dict) -> bytes:
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", label="perfect")
+    for key, label in (("reliability_before", "raw"), ("reliability_after", "calibrated")):
+        points = calibration.get(key)
+        if points:
+            ax.plot(points["mean_predicted"], points["fraction_positive"], marker="o", label=label)
+    ax.set(xlabel="mean predicted P(AI)", ylabel="fraction positive", title="Reliability (test)")
+    ax.legend()
+    return figure_png(fig)
+
+
+def slice_bars(rows: list[dict], key: str) -> bytes:
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    names = [r[key] + (" (held out)" if r.get("held_out_of_training") else "") for r in rows]
+    values = [r["roc_auc"] if r["roc_auc"] is not None else 0.0 for r in rows]
+    ax.barh(names, values, color="#4c72b0")
+    ax.axvline(0.5, color="grey", ls=":")
+    ax.set(xlim=(0, 1), xlabel="ROC-AUC", title=f"Detector per {key} (test)")
+    return figure_png(fig)

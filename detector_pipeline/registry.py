@@ -1,5 +1,6 @@
 """The promotion pointer: which detector the feed is scored with. Moved atomically, with a history."""
 
+import fcntl
 import json
 import time
 from pathlib import Path
@@ -21,6 +22,14 @@ def read_promoted(data_dir: Path) -> dict | None:
 
 def promote(data_dir: Path, record: dict) -> dict:
     """Point at a new model version; readers see the old pointer or the new one, never half of one."""
+    folder = registry_dir(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two promotions at once: one after the other, history intact
+        return _promote_locked(data_dir, record)
+
+
+def _promote_locked(data_dir: Path, record: dict) -> dict:
     previous = read_promoted(data_dir)
     record = {**record, "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "previous_version": previous["version"] if previous else None}

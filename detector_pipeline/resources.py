@@ -24,6 +24,8 @@ class PipelineSettings(dg.ConfigurableResource):
     incoming_dir: str = str(PROJECT_ROOT / "data/incoming")
     feed_dir: str = str(PROJECT_ROOT / "data/feed")
     target_precision: float = 0.95
+    # Hugging Face image-classification models to compare against, as "model_id:positive_label", comma-separated.
+    offtheshelf_models: str = "Organika/sdxl-detector:artificial"
 
     def resolved_profile(self) -> Profile:
         return get_profile(self.profile, Path(self.weights_dir)).with_overrides(device=self.device)

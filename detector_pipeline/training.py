@@ -50,9 +50,13 @@ def _transform(settings: TrainSettings, model: torch.nn.Module, train: bool):
 
 
 @torch.inference_mode()
-def predict(model: torch.nn.Module, paths: Sequence[Path], settings: TrainSettings, device: torch.device) -> np.ndarray:
-    loader = make_loader(ImageFiles(paths, None, _transform(settings, model, train=False)),
-                         settings.batch_size * 2, settings.num_workers, device)
+def predict(model: torch.nn.Module, paths: Sequence[Path], settings: TrainSettings, device: torch.device,
+            perturb: Callable | None = None) -> np.ndarray:
+    """P(AI) per image; `perturb` (PIL -> PIL) is applied to each decoded image first."""
+    transform = _transform(settings, model, train=False)
+    if perturb is not None:
+        transform = _Then(perturb, transform)
+    loader = make_loader(ImageFiles(paths, None, transform), settings.batch_size * 2, settings.num_workers, device)
     dtype = autocast_dtype(device, settings.amp)
     model.eval()
     out = []
@@ -60,6 +64,16 @@ def predict(model: torch.nn.Module, paths: Sequence[Path], settings: TrainSettin
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             out.append(torch.sigmoid(model(x.to(device)).float().squeeze(1)).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+class _Then:
+    """first, then second: a picklable composition for DataLoader workers."""
+
+    def __init__(self, first: Callable, second: Callable):
+        self.first, self.second = first, second
+
+    def __call__(self, x):
+        return self.second(self.first(x))
 
 
 def train_detector(

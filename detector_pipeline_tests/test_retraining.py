@@ -79,7 +79,7 @@ def test_a_worse_candidate_is_not_promoted(trained, monkeypatch):
     promoted = registry.read_promoted(Path(settings.data_dir))
     real_scores = steps.detector_scores
 
-    def scores(model: dict, files, profile):
+    def scores(model: dict, files, profile, *perturb):
         """The promoted model ranks validation perfectly; any other version ranks it backwards."""
         labels = np.array([int(f in positives) for f in map(str, files)])
         return labels.astype(float) if model["version"] == promoted["version"] else 1.0 - labels
