@@ -38,8 +38,12 @@ def _weights_fetch(args) -> int:
 
 def _print_failures(result) -> None:
     for event in result.all_events:
-        if event.is_failure or (event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.evaluation.passed):
-            print(f"  {event.step_key or ''}: {event.message}", file=sys.stderr)
+        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.asset_check_evaluation_data.passed:
+            check = event.asset_check_evaluation_data
+            why = check.metadata.get("why")
+            print(f"  check {check.check_name} failed: {why.value if why else ''}", file=sys.stderr)
+        elif event.is_step_failure:
+            print(f"  step {event.step_key} failed: {event.message}", file=sys.stderr)
 
 
 def _register_base(instance) -> None:
@@ -78,11 +82,7 @@ def _run(args) -> int:
             return 1
         # The promotion gate refused the candidate: still report on it, so the refusal can be judged.
         print("the promotion gate refused the new detector; writing its evaluation report anyway", file=sys.stderr)
-        from detector_pipeline.assets import ASSETS
-        from detector_pipeline.resources import PipelineSettings
-
-        result = dg.materialize(ASSETS, selection=["evaluation_report"], instance=instance,
-                                resources={"settings": PipelineSettings.from_env()}, raise_on_error=False)
+        result = defs.resolve_job_def("report").execute_in_process(instance=instance, raise_on_error=False)
         if not result.success:
             _print_failures(result)
             return 1
@@ -97,6 +97,23 @@ def _run(args) -> int:
     print(f"promoted detector: {promoted['version'] if promoted else 'none'}")
     print(f"report: {_data_dir() / 'reports' / report['model_version'] / 'report.md'} (also {_data_dir() / 'reports' / 'latest'})")
     return 0
+
+
+def _job(name: str) -> int:
+    """Run one of the project's jobs in-process against DAGSTER_HOME's instance."""
+    from detector_pipeline.definitions import defs
+
+    started = time.time()
+    result = defs.resolve_job_def(name).execute_in_process(instance=_instance(), raise_on_error=False)
+    print(f"job {name}: run {result.run_id} {'succeeded' if result.success else 'failed'} in {time.time() - started:.0f} s")
+    if not result.success:
+        _print_failures(result)
+    return 0 if result.success else 1
+
+
+def _ablations(args) -> int:
+    """The article's claims (nine trainings), then the report again so that it includes them."""
+    return _job("ablations") or _job("report")
 
 
 def _models(args) -> int:
@@ -185,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="validate the base labels and retrain: teacher labels -> promoted detector")
     run.add_argument("--profile", choices=("demo", "full", "tiny"), help="default: DETECTOR_PROFILE or demo")
     run.set_defaults(func=_run)
+
+    ablate = sub.add_parser("ablations", help="run the ablation study (nine trainings), then the report again")
+    ablate.set_defaults(func=_ablations)
 
     models = sub.add_parser("models", help="list detector versions with their metrics and status")
     models.add_argument("--json", action="store_true")

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from detector_pipeline.assets import TRAINING_ASSETS, ablation_study, feed_scores, teacher_labels
+from detector_pipeline.assets import TRAINING_ASSETS, ablation_study, evaluation_report, feed_scores, teacher_labels
 
 retrain_on_batch_job = dg.define_asset_job(
     "retrain_on_batch", selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
@@ -19,4 +19,9 @@ score_feed_job = dg.define_asset_job("score_feed", selection=dg.AssetSelection.a
 ablations_job = dg.define_asset_job(
     "ablations", selection=dg.AssetSelection.assets(ablation_study),
     description="The article's three claims, each over three seeds (nine trainings).",
+)
+
+report_job = dg.define_asset_job(
+    "report", selection=dg.AssetSelection.assets(evaluation_report),
+    description="The evaluation report again, from the models already trained (after an ablation study, say).",
 )
