@@ -66,6 +66,18 @@ def predict(model: torch.nn.Module, paths: Sequence[Path], settings: TrainSettin
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+def init_binary_head(model: torch.nn.Module, std: float = 0.01) -> torch.nn.Module:
+    """A fresh single-logit head starts near zero. Some timm families initialise the classifier from its
+    fan-out (EfficientNet/MobileNet: uniform within 1/sqrt(num_classes)), which for one output means
+    weights of order 1 and logits in the tens: the sigmoid saturates and the first epochs are spent
+    undoing it."""
+    head = model.get_classifier()
+    if isinstance(head, torch.nn.Linear):
+        torch.nn.init.normal_(head.weight, std=std)
+        torch.nn.init.zeros_(head.bias)
+    return model
+
+
 class _Then:
     """first, then second: a picklable composition for DataLoader workers."""
 
@@ -84,7 +96,7 @@ def train_detector(
     checkpoint_dir: Path | None = None, log: Callable[[str], None] = print,
 ) -> TrainResult:
     torch.manual_seed(settings.seed)
-    model = create_backbone(spec, num_classes=1).to(device)
+    model = init_binary_head(create_backbone(spec, num_classes=1)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     pos_weight = None if settings.pos_weight is None else torch.tensor(settings.pos_weight, device=device)
     criterion = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
