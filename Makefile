@@ -21,7 +21,7 @@ weights: venv
 	$(BIN)/detector-pipeline weights fetch
 
 demo: venv weights
-	mkdir -p $(DAGSTER_HOME)
+	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/detector-pipeline run --profile demo
 	@echo "Open the Dagster UI on http://127.0.0.1:3000 with: make ui"
 
@@ -33,7 +33,7 @@ test: venv weights browser
 	$(BIN)/python -m pytest -q
 
 ui: venv
-	mkdir -p $(DAGSTER_HOME)
+	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/detector-pipeline init
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 

@@ -13,6 +13,7 @@ from detector_pipeline.batches import combine_batches
 from detector_pipeline.configs import DetectorConfig, EmbeddingsConfig, FeedConfig, SplitConfig
 from detector_pipeline.resources import PipelineSettings, git_commit
 from detector_pipeline.splits import group_column
+from detector_pipeline.training import TRAINING_CODE_VERSION
 
 GROUP = "training_chain"
 label_batches = dg.DynamicPartitionsDefinition(name="label_batches")
@@ -119,7 +120,8 @@ def probe_model(settings: PipelineSettings, training_labels: pd.DataFrame, embed
                                        **_val_test_metadata(result["metrics"])})
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "safetensors"}, code_version="1", pool=GPU_POOL)
+@dg.asset(group_name=GROUP, kinds={"pytorch", "safetensors"}, code_version=f"train-{TRAINING_CODE_VERSION}",
+          pool=GPU_POOL)
 def detector(context: dg.AssetExecutionContext, config: DetectorConfig, settings: PipelineSettings,
              training_labels: pd.DataFrame, label_stats: dict) -> dg.Output:
     """The backbone fine-tuned end to end on native-resolution crops, soft-label BCE with pos_weight;

@@ -92,7 +92,8 @@ def train_detector(labels: pd.DataFrame, models_dir: Path, checkpoints_dir: Path
     )
     train, val = _split(labels, "train"), _split(labels, "val")
     spec = profile.detector
-    run_key = hashlib.sha256(f"{labels_version(labels)}|{spec.as_dict()}|{training.settings_dict(settings)}".encode())
+    run_key = hashlib.sha256(f"{labels_version(labels)}|{spec.as_dict()}|{training.settings_dict(settings)}|"
+                             f"{training.TRAINING_CODE_VERSION}".encode())
     result = training.train_detector(
         spec, _files(train), train["ai_score"].to_numpy(),
         _files(val), val["label"].to_numpy(), settings, pick_device(profile.device),

@@ -19,6 +19,10 @@ from detector_pipeline.metrics import roc_auc
 from detector_pipeline.transforms import detector_transform, resized_transform
 
 
+# Part of every checkpoint's key: a checkpoint written by an older training loop is never resumed.
+TRAINING_CODE_VERSION = "2"  # 2: single-logit head initialised near zero
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     epochs: int
