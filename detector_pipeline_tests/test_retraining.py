@@ -110,3 +110,23 @@ def test_scoring_a_folder_with_the_promoted_model(trained):
                             instance=instance)
     summary = result.output_for_node("feed_scores")
     assert summary["images"] == 64 and summary["model_version"] == registry.read_promoted(Path(settings.data_dir))["version"]
+
+
+def test_ablation_study_reports_a_verdict_per_claim(trained):
+    settings, instance = trained
+    from detector_pipeline import ablations
+
+    monkey_seeds = ablations.SEEDS
+    ablations.SEEDS = (0, 1)  # two seeds keep the test short; the real study runs three
+    try:
+        result = dg.materialize([*ASSETS, *CHECKS], selection=["ablation_study"], resources={"settings": settings},
+                                instance=instance)
+    finally:
+        ablations.SEEDS = monkey_seeds
+    summary = result.output_for_node("ablation_study")
+    assert [len(runs) for runs in summary["runs"].values()] == [2, 2, 2]
+    assert [c["verdict"] for c in summary["claims"]] and all(
+        c["verdict"] in ("confirmed", "refuted", "inconclusive") for c in summary["claims"])
+    report = dg.materialize([*ASSETS, *CHECKS], selection=["evaluation_report"], resources={"settings": settings},
+                            instance=instance).output_for_node("evaluation_report")
+    assert report["ablations"]["claims"] == summary["claims"]
