@@ -6,11 +6,6 @@ from pathlib import Path
 import numpy as np
 
 from detector_pipeline.artifacts import atomic_path, write_bytes_atomic, write_json_atomic
-from detector_pipeline.metrics import ranking_metrics
-
-
-def split_metrics(y_true: np.ndarray, scores: np.ndarray) -> dict:
-    return ranking_metrics(y_true, scores)
 
 
 def at_threshold(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict:

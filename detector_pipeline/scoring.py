@@ -4,7 +4,6 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
@@ -86,8 +85,4 @@ def _chunks(items: Iterator[Path], size: int) -> Iterator[list[Path]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-def read_scores(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path)
 
