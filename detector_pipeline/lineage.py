@@ -51,10 +51,11 @@ def lineage(instance: dg.DagsterInstance, version: str) -> dict:
                             if match else None})
         inputs["training_labels"]["provenance"] = {k: v for k, v in labels_tags.items() if k.startswith("dagster/")}
     metadata = detector_record.asset_materialization.metadata
+    run = instance.get_run_by_id(detector_record.run_id)
     return {
         "version": version,
         "detector": _describe(detector_record),
-        "run_tags": dict(instance.get_run_by_id(detector_record.run_id).tags) if instance.get_run_by_id(detector_record.run_id) else {},
+        "run_tags": dict(run.tags) if run else {},
         "inputs": inputs,
         "training_labels": _describe(labels_record) if labels_record else None,
         "label_batches": batches,

@@ -108,11 +108,16 @@ def train_detector(labels: pd.DataFrame, models_dir: Path, checkpoints_dir: Path
     return {"version": version, "folder": str(folder), **config}
 
 
-def detector_scores(detector: dict, paths: list[Path], profile: Profile, perturb=None) -> np.ndarray:
-    """P(AI) from a saved detector, loaded back through safetensors."""
+def detector_scorer(detector: dict, profile: Profile):
+    """A saved detector, loaded (and its file verified) once: `score(paths, perturb=None)` gives P(AI)."""
     device = pick_device(profile.device)
     model, settings, _ = load_detector(Path(detector["folder"]), device)
-    return training.predict(model, paths, settings, device, perturb)
+    return lambda paths, perturb=None: training.predict(model, paths, settings, device, perturb)
+
+
+def detector_scores(detector: dict, paths: list[Path], profile: Profile, perturb=None) -> np.ndarray:
+    """P(AI) from a saved detector, loaded back through safetensors."""
+    return detector_scorer(detector, profile)(paths, perturb)
 
 
 def probe_scores_for(probe_model: dict, embedding_set: EmbeddingSet, sha256: pd.Series) -> np.ndarray:
@@ -192,10 +197,11 @@ def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSe
     from detector_pipeline.thresholds import threshold_for_precision
 
     parts = {s: _split(labels, s) for s in splits.SPLITS}
+    score_detector = detector_scorer(detector, profile)  # one load for the splits and every perturbation
     scores = {"probe": {}, "detector": {}}
     for split, part in parts.items():
         scores["probe"][split] = probe_scores_for(probe_model, embedding_set, part["sha256"])
-        scores["detector"][split] = detector_scores(detector, _files(part), profile)
+        scores["detector"][split] = score_detector(_files(part))
     unavailable = []
     for baseline in (offtheshelf or {}).get("detectors", []):
         if baseline["available"] and offtheshelf["test_sha256"] == list(parts["test"]["sha256"]):
@@ -239,7 +245,7 @@ def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSe
                   "clean": {"roc_auc": evaluation.roc_auc(y_test, det_test),
                             **{k: v for k, v in report.at_threshold(y_test, det_test, threshold).items() if k != "confusion"}}}
     for name, perturb in ROBUSTNESS.items():
-        s_p = detector_scores(detector, files, profile, perturb)
+        s_p = score_detector(files, perturb)
         rates = report.at_threshold(y_test, s_p, threshold)
         robustness[name] = {"roc_auc": evaluation.roc_auc(y_test, s_p), "tpr": rates["recall"],
                             "fpr": rates["false_positive_rate"]}
@@ -249,7 +255,7 @@ def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSe
     clean_auc = robustness["clean"]["roc_auc"]
     swap = {}
     for name, perturb in FORMAT_SWAP.items():
-        auc = evaluation.roc_auc(y_test, detector_scores(detector, files, profile, perturb))
+        auc = evaluation.roc_auc(y_test, score_detector(files, perturb))
         drop = None if auc is None or clean_auc is None else clean_auc - auc
         swap[name] = {"roc_auc": auc, "clean_roc_auc": clean_auc, "drop": drop,
                       "verdict": "the detector keyed on the file encoding, not the picture" if drop is not None and drop > 0.1
