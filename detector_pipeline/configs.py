@@ -3,8 +3,13 @@
 import dagster as dg
 
 
-class EmbeddingsConfig(dg.Config):
+class EmbeddingChunksConfig(dg.Config):
+    chunks: int = 1  # the new images are embedded in this many parallel steps
+
+
+class EmbedChunkConfig(dg.Config):
     batch_size: int | None = None
+    threads: int | None = None  # torch threads per step; with several steps on one machine, cores / steps
 
 
 class DetectorConfig(dg.Config):
@@ -14,6 +19,7 @@ class DetectorConfig(dg.Config):
     seed: int | None = None
     use_pos_weight: bool = True
     native_crops: bool = True
+    processes: int = 1  # >1: DistributedDataParallel over this many processes (GPUs) under torchrun, via Pipes
 
 
 class SplitConfig(dg.Config):

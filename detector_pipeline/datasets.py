@@ -4,7 +4,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from detector_pipeline.images import open_rgb
 
@@ -24,10 +24,11 @@ class ImageFiles(Dataset):
 
 
 def make_loader(dataset: Dataset, batch_size: int, num_workers: int, device: torch.device, shuffle: bool = False,
-                seed: int = 0) -> DataLoader:
+                seed: int = 0, sampler: Sampler | None = None) -> DataLoader:
+    """`sampler` (a DistributedSampler, say) replaces the seeded shuffle."""
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-        pin_memory=device.type == "cuda", persistent_workers=False,
-        generator=torch.Generator().manual_seed(seed) if shuffle else None,
+        dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+        num_workers=num_workers, pin_memory=device.type == "cuda", persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed) if shuffle and sampler is None else None,
         drop_last=False,
     )

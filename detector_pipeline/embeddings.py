@@ -17,7 +17,8 @@ import torch
 from detector_pipeline.artifacts import atomic_path
 from detector_pipeline.backbones import BackboneSpec, create_backbone, data_config
 from detector_pipeline.datasets import ImageFiles, make_loader
-from detector_pipeline.device import autocast_dtype
+from detector_pipeline.device import autocast_dtype, to_device
+from detector_pipeline.transforms import BatchNormalize
 
 
 @dataclass
@@ -31,14 +32,19 @@ class EmbeddingResult:
 @torch.inference_mode()
 def embed_files(model: torch.nn.Module, paths: Sequence[Path], batch_size: int, device: torch.device,
                 num_workers: int = 0, amp: str = "auto", log=None) -> np.ndarray:
-    transform = timm.data.create_transform(**data_config(model), is_training=False)
+    cfg = data_config(model)
+    # use_prefetcher: timm's transform stops at uint8; BatchNormalize finishes the batch on the device.
+    transform = timm.data.create_transform(**cfg, is_training=False, use_prefetcher=True)
     loader = make_loader(ImageFiles(paths, None, transform), batch_size, num_workers, device)
+    normalize = BatchNormalize(cfg["mean"], cfg["std"], device)
     dtype = autocast_dtype(device, amp)
-    model = model.to(device).eval()
+    model = to_device(model, device).eval()
     chunks, done, started = [], 0, time.time()
     for i, x in enumerate(loader):
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            chunks.append(model(x.to(device, non_blocking=True)).float().cpu().numpy())
+            # A copy: a ViT's pooled output is a view of the whole token tensor, and keeping the view
+            # would keep ~0.6 MB per image alive (the benchmark's memory check found it).
+            chunks.append(model(normalize(x)).float().cpu().numpy().copy())
         done += len(x)
         if log and (i % 10 == 9 or done == len(paths)):
             log(f"embedded {done}/{len(paths)} images, {done / (time.time() - started):.1f} img/s")
@@ -61,26 +67,54 @@ def write_embeddings(path: Path, sha256: Sequence[str], matrix: np.ndarray) -> N
         pq.write_table(pa.table({"sha256": pa.array(list(sha256), pa.string()), "embedding": column}), tmp)
 
 
-def embed_with_cache(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, batch_size: int,
-                     device: torch.device, num_workers: int = 0, amp: str = "auto", log=None) -> EmbeddingResult:
-    """images: columns file and sha256. Embeds only hashes not in the cache."""
-    cache_path = cache_dir / f"{spec.key()}.parquet"
+def cache_file(spec: BackboneSpec, cache_dir: Path) -> Path:
+    return cache_dir / f"{spec.key()}.parquet"
+
+
+def uncached(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path) -> pd.DataFrame:
+    """The rows of `images` (file, sha256) whose content is not in the cache yet, one per hash,
+    in hash order (so chunks of it are the same whatever order the labels came in)."""
     unique = images.drop_duplicates("sha256")
-    todo = unique[~unique["sha256"].isin(set(read_cache(cache_path)["sha256"]))]
-    if len(todo):
-        model = create_backbone(spec, num_classes=0)
-        matrix = embed_files(model, [Path(p) for p in todo["file"]], batch_size, device, num_workers, amp, log)
-        new = pd.DataFrame({"sha256": list(todo["sha256"]), "embedding": list(matrix)})
-        # Two runs at once (sensor and schedule) may both add to the cache: merge under a lock, re-reading
-        # what the other run may have written meanwhile, so neither loses the other's rows.
-        with _locked(cache_path):
-            current = read_cache(cache_path)
-            merged = pd.concat([current, new[~new["sha256"].isin(set(current["sha256"]))]], ignore_index=True)
-            write_embeddings(cache_path, merged["sha256"], np.stack(merged["embedding"].to_numpy()))
-    cache = read_cache(cache_path)
+    cached = set(pq.read_table(cache_file(spec, cache_dir), columns=["sha256"])["sha256"].to_pylist()) \
+        if cache_file(spec, cache_dir).exists() else set()
+    return unique[~unique["sha256"].isin(cached)].sort_values("sha256")
+
+
+def embed_images(spec: BackboneSpec, todo: pd.DataFrame, batch_size: int, device: torch.device,
+                 num_workers: int = 0, amp: str = "auto", log=None) -> np.ndarray:
+    if not len(todo):
+        return np.zeros((0, 0), np.float32)
+    model = create_backbone(spec, num_classes=0)
+    return embed_files(model, [Path(p) for p in todo["file"]], batch_size, device, num_workers, amp, log)
+
+
+def add_to_cache(spec: BackboneSpec, cache_dir: Path, sha256: Sequence[str], matrix: np.ndarray) -> None:
+    if not len(sha256):
+        return
+    path = cache_file(spec, cache_dir)
+    new = pd.DataFrame({"sha256": list(sha256), "embedding": list(matrix)})
+    # Two runs at once (sensor and schedule) may both add to the cache: merge under a lock, re-reading
+    # what the other run may have written meanwhile, so neither loses the other's rows.
+    with _locked(path):
+        current = read_cache(path)
+        merged = pd.concat([current, new[~new["sha256"].isin(set(current["sha256"]))]], ignore_index=True)
+        write_embeddings(path, merged["sha256"], np.stack(merged["embedding"].to_numpy()))
+
+
+def from_cache(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, computed: int) -> EmbeddingResult:
+    unique = images.drop_duplicates("sha256")
+    cache = read_cache(cache_file(spec, cache_dir))
     wanted = cache[cache["sha256"].isin(set(unique["sha256"]))].set_index("sha256").loc[list(unique["sha256"])]
     dim = len(wanted["embedding"].iloc[0]) if len(wanted) else 0
-    return EmbeddingResult(wanted.reset_index(), computed=len(todo), reused=len(unique) - len(todo), dim=dim)
+    return EmbeddingResult(wanted.reset_index(), computed=computed, reused=len(unique) - computed, dim=dim)
+
+
+def embed_with_cache(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, batch_size: int,
+                     device: torch.device, num_workers: int = 0, amp: str = "auto", log=None) -> EmbeddingResult:
+    """images: columns file and sha256. Embeds only hashes not in the cache, in this process."""
+    todo = uncached(spec, images, cache_dir)
+    add_to_cache(spec, cache_dir, todo["sha256"], embed_images(spec, todo, batch_size, device, num_workers, amp, log))
+    return from_cache(spec, images, cache_dir, computed=len(todo))
 
 
 @contextlib.contextmanager

@@ -4,14 +4,19 @@ import dagster as dg
 
 from detector_pipeline.assets import TRAINING_ASSETS, ablation_study, evaluation_report, feed_scores, teacher_labels
 
+# deploy/dagster.yaml limits runs with this tag to one at a time: two retrains never train at once.
+RETRAIN_TAGS = {"detector_pipeline/retrain": "true"}
+
 retrain_on_batch_job = dg.define_asset_job(
     "retrain_on_batch", selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
     description="Validate one label batch (a partition), then retrain everything that depends on the labels.",
+    tags=RETRAIN_TAGS,
 )
 
 retrain_job = dg.define_asset_job(
     "retrain", selection=dg.AssetSelection.assets(*TRAINING_ASSETS) - dg.AssetSelection.assets(teacher_labels),
     description="Retrain from the label batches already validated: the nightly schedule runs this.",
+    tags=RETRAIN_TAGS,
 )
 
 score_feed_job = dg.define_asset_job("score_feed", selection=dg.AssetSelection.assets(feed_scores))

@@ -7,9 +7,8 @@ from pathlib import Path
 import dagster as dg
 
 from detector_pipeline.batches import BatchLocation, batch_location
+from detector_pipeline.locations import PROJECT_ROOT
 from detector_pipeline.profiles import Profile, get_profile
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class PipelineSettings(dg.ConfigurableResource):

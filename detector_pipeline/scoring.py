@@ -7,13 +7,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from detector_pipeline import artifacts
 from detector_pipeline.backbones import BackboneSpec, create_backbone
-from detector_pipeline.device import pick_device
+from detector_pipeline.device import pick_device, to_device
 from detector_pipeline.images import BadImage, open_rgb
 from detector_pipeline.labels import file_sha256
-from detector_pipeline.training import TrainSettings, _transform
+from detector_pipeline.training import TrainSettings, batch_normalizer, image_transform
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 SCHEMA = pa.schema([("path", pa.string()), ("sha256", pa.string()), ("p_ai", pa.float32()),
@@ -39,50 +40,61 @@ def load_detector(folder: Path, device: torch.device) -> tuple[torch.nn.Module, 
     state, config = artifacts.load_model_files(folder)
     model = create_backbone(BackboneSpec(**{**config["backbone"], "weights": "random"}), num_classes=1)
     model.load_state_dict(state)
-    return model.to(device).eval(), TrainSettings(**config["settings"]), config["version"]
+    return to_device(model, device).eval(), TrainSettings(**config["settings"]), config["version"]
+
+
+class DecodedInputs(IterableDataset):
+    """(path, sha256, uint8 tensor or None, error) per input, streamed; with loader workers each takes
+    every n-th input, so nothing holds the whole list."""
+
+    def __init__(self, inputs: Iterable[str | Path], transform):
+        self.inputs, self.transform = inputs, transform
+
+    def __iter__(self):
+        worker = get_worker_info()
+        n, k = (worker.num_workers, worker.id) if worker else (1, 0)
+        for i, path in enumerate(iter_inputs(self.inputs)):
+            if i % n == k:
+                yield self._decode(path)
+
+    def _decode(self, path: Path):
+        try:
+            return str(path), file_sha256(path), self.transform(open_rgb(path)), None
+        except (BadImage, OSError) as exc:
+            return str(path), None, None, str(exc)
+
+
+def _collate(items: list[tuple]) -> tuple[list[tuple], torch.Tensor | None]:
+    tensors = [x for _, _, x, _ in items if x is not None]
+    return items, torch.stack(tensors) if tensors else None
 
 
 @torch.inference_mode()
 def score_to_parquet(detector_folder: Path, threshold: float, inputs: Iterable[str | Path], out: Path,
-                     batch_size: int = 64, device: str = "auto", log=print, review_band: float = 0.0) -> dict:
+                     batch_size: int = 16, device: str = "auto", log=print, review_band: float = 0.0,
+                     num_workers: int = 0) -> dict:
     """Writes one row per input; memory stays flat whatever the number of images. `decision` is
     `ai` at or above the threshold, `review` within `review_band` below it, else `real`; an image
     that can't be decoded gets `error` and no score."""
     dev = pick_device(device)
     model, settings, version = load_detector(detector_folder, dev)
-    transform = _transform(settings, model, train=False)
+    normalize = batch_normalizer(model, dev)
+    loader = DataLoader(DecodedInputs(inputs, image_transform(settings, train=False)), batch_size=batch_size,
+                        num_workers=num_workers, collate_fn=_collate, pin_memory=dev.type == "cuda")
     counts = {"ai": 0, "review": 0, "real": 0, "error": 0}
     started, done = time.time(), 0
     out.parent.mkdir(parents=True, exist_ok=True)
     with artifacts.atomic_path(out) as tmp, pq.ParquetWriter(tmp, SCHEMA) as writer:
-        for chunk in _chunks(iter_inputs(inputs), batch_size):
-            rows, tensors = [], []
-            for path in chunk:
-                try:
-                    tensors.append(transform(open_rgb(path)))
-                    rows.append({"path": str(path), "sha256": file_sha256(path), "error": None})
-                except (BadImage, OSError) as exc:
-                    rows.append({"path": str(path), "sha256": None, "error": str(exc)})
-            scores = iter(torch.sigmoid(model(torch.stack(tensors).to(dev)).float().squeeze(1)).cpu().numpy()
-                          if tensors else [])
-            for row in rows:
-                p = None if row["error"] else float(next(scores))
+        for items, x in loader:
+            scores = iter([] if x is None else torch.sigmoid(model(normalize(x)).float().squeeze(1)).cpu().numpy())
+            rows = []
+            for path, sha256, tensor, error in items:
+                p = None if tensor is None else float(next(scores))
                 decision = "error" if p is None else "ai" if p >= threshold else "review" if p >= threshold - review_band else "real"
                 counts[decision] += 1
-                row.update(p_ai=p, decision=decision, model_version=version)
+                rows.append({"path": path, "sha256": sha256, "p_ai": p, "decision": decision,
+                             "model_version": version, "error": error})
             writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
-            done += len(chunk)
+            done += len(items)
             log(f"scored {done} images ({done / (time.time() - started):.1f} img/s)")
     return {"images": done, "model_version": version, "threshold": threshold, **counts, "output": str(out)}
-
-
-def _chunks(items: Iterator[Path], size: int) -> Iterator[list[Path]]:
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-

@@ -4,11 +4,16 @@ No Dagster here, so each step runs and is tested on its own (and on a machine wi
 """
 
 import hashlib
+import json
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from safetensors.torch import load_file
 
 from detector_pipeline import artifacts, embeddings, probe, splits, training
 from detector_pipeline.backbones import BackboneSpec
@@ -48,12 +53,37 @@ def labels_version(table: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def compute_embeddings(labels: pd.DataFrame, cache_dir: Path, profile: Profile,
-                       batch_size: int | None = None, log=None) -> EmbeddingSet:
-    spec = profile.embedding
-    result = embeddings.embed_with_cache(spec, labels[["file", "sha256"]], cache_dir,
-                                         batch_size or profile.embed_batch_size, pick_device(profile.device),
-                                         profile.num_workers, profile.amp, log)
+def plan_embedding_chunks(labels: pd.DataFrame, cache_dir: Path, profile: Profile, chunks: int) -> list[pd.DataFrame]:
+    """The images not embedded yet, in `chunks` parts of about equal size (at least one, maybe empty)."""
+    todo = embeddings.uncached(profile.embedding, labels[["file", "sha256"]], cache_dir)
+    parts = max(1, min(chunks, len(todo)))
+    return [todo.iloc[i::parts] for i in range(parts)]
+
+
+def embed_chunk(chunk: pd.DataFrame, out: Path, profile: Profile, batch_size: int | None = None,
+                threads: int | None = None, log=None) -> Path | None:
+    """Embeds one chunk into its own parquet file (merged into the cache later, by one step)."""
+    if not len(chunk):
+        return None
+    if threads:
+        torch.set_num_threads(threads)
+    matrix = embeddings.embed_images(profile.embedding, chunk, batch_size or profile.embed_batch_size,
+                                     pick_device(profile.device), profile.num_workers, profile.amp, log)
+    embeddings.write_embeddings(out, list(chunk["sha256"]), matrix)
+    return out
+
+
+def merge_embedding_chunks(labels: pd.DataFrame, cache_dir: Path, profile: Profile,
+                           chunk_files: list[Path | None]) -> EmbeddingSet:
+    """The chunks into the cache in one write, in chunk-file order (the cache's content does not depend
+    on which step finished first), then the embeddings of every labelled image."""
+    spec, files = profile.embedding, sorted(p for p in chunk_files if p is not None)
+    new = pd.concat([embeddings.read_cache(p) for p in files], ignore_index=True) if files else None
+    if new is not None and len(new):
+        embeddings.add_to_cache(spec, cache_dir, new["sha256"], np.stack(new["embedding"].to_numpy()))
+    result = embeddings.from_cache(spec, labels[["file", "sha256"]], cache_dir, 0 if new is None else len(new))
+    for path in files:
+        path.unlink(missing_ok=True)
     return EmbeddingSet(spec.as_dict(), spec.describe(), spec.is_random, result.table, result.computed, result.reused)
 
 
@@ -80,7 +110,9 @@ def fit_probe(labels: pd.DataFrame, embedding_set: EmbeddingSet, models_dir: Pat
 
 
 def train_detector(labels: pd.DataFrame, models_dir: Path, checkpoints_dir: Path, profile: Profile,
-                   pos_weight: float | None, log=print, **overrides) -> dict:
+                   pos_weight: float | None, log=print, run_command=None, **overrides) -> dict:
+    """`processes` > 1 trains with DistributedDataParallel under torchrun; `run_command(argv)` starts it
+    (the asset passes Dagster Pipes; default: a plain subprocess)."""
     settings = training.TrainSettings(
         epochs=overrides.get("epochs") or profile.epochs,
         batch_size=overrides.get("batch_size") or profile.train_batch_size,
@@ -88,17 +120,21 @@ def train_detector(labels: pd.DataFrame, models_dir: Path, checkpoints_dir: Path
         pos_weight=pos_weight, crop_size=profile.crop_size, num_workers=profile.num_workers,
         seed=overrides.get("seed") if overrides.get("seed") is not None else profile.seed, amp=profile.amp,
         max_steps_per_epoch=overrides.get("max_steps_per_epoch") or profile.max_steps_per_epoch,
-        native_crops=overrides.get("native_crops", True),
+        native_crops=overrides.get("native_crops", True), processes=overrides.get("processes") or 1,
     )
     train, val = _split(labels, "train"), _split(labels, "val")
     spec = profile.detector
     run_key = hashlib.sha256(f"{labels_version(labels)}|{spec.as_dict()}|{training.settings_dict(settings)}|"
                              f"{training.TRAINING_CODE_VERSION}".encode())
-    result = training.train_detector(
-        spec, _files(train), train["ai_score"].to_numpy(),
-        _files(val), val["label"].to_numpy(), settings, pick_device(profile.device),
-        checkpoint_dir=checkpoints_dir / run_key.hexdigest()[:16], log=log,
-    )
+    checkpoint_dir = checkpoints_dir / run_key.hexdigest()[:16]
+    if settings.processes > 1:
+        result = _train_distributed(spec, settings, train, val, checkpoint_dir, run_command or _run_checked)
+    else:
+        result = training.train_detector(
+            spec, _files(train), train["ai_score"].to_numpy(),
+            _files(val), val["label"].to_numpy(), settings, pick_device(profile.device),
+            checkpoint_dir=checkpoint_dir, log=log,
+        )
     config = {"kind": "detector", "backbone": spec.as_dict(), "backbone_description": spec.describe(),
               "randomly_initialised": spec.is_random, "settings": training.settings_dict(settings),
               "labels_version": labels_version(labels), "best_epoch": result.best_epoch,
@@ -108,11 +144,34 @@ def train_detector(labels: pd.DataFrame, models_dir: Path, checkpoints_dir: Path
     return {"version": version, "folder": str(folder), **config}
 
 
+def _run_checked(argv: list[str]) -> None:
+    subprocess.run(argv, check=True)
+
+
+def _train_distributed(spec, settings, train: pd.DataFrame, val: pd.DataFrame, checkpoint_dir: Path,
+                       run_command) -> training.TrainResult:
+    from detector_pipeline import ddp_training
+
+    with tempfile.TemporaryDirectory(prefix="ddp-") as tmp:
+        folder = Path(tmp)
+        job = ddp_training.write_job(folder, spec, settings, _files(train), train["ai_score"].to_numpy(),
+                                     _files(val), val["label"].to_numpy(), checkpoint_dir)
+        run_command(ddp_training.launch_command(job, settings.processes))
+        digests = {json.loads(p.read_text())["final_weights_digest"] for p in folder.glob("rank*.json")}
+        if len(digests) != 1:
+            raise RuntimeError(f"the {settings.processes} DDP replicas ended with different weights: {digests}")
+        record = json.loads((folder / ddp_training.RECORD_FILE).read_text())
+        state = load_file(str(folder / ddp_training.STATE_FILE))
+    return training.TrainResult(state, record["best_epoch"], record["best_val_roc_auc"], record["history"],
+                                record["resumed_from_epoch"])
+
+
 def detector_scorer(detector: dict, profile: Profile):
     """A saved detector, loaded (and its file verified) once: `score(paths, perturb=None)` gives P(AI)."""
     device = pick_device(profile.device)
     model, settings, _ = load_detector(Path(detector["folder"]), device)
-    return lambda paths, perturb=None: training.predict(model, paths, settings, device, perturb)
+    return lambda paths, perturb=None: training.predict(model, paths, settings, device, perturb,
+                                                        profile.infer_batch_size)
 
 
 def detector_scores(detector: dict, paths: list[Path], profile: Profile, perturb=None) -> np.ndarray:

@@ -10,13 +10,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
 
 from detector_pipeline.artifacts import atomic_path, write_json_atomic
 from detector_pipeline.backbones import BackboneSpec, create_backbone, data_config
 from detector_pipeline.datasets import ImageFiles, make_loader
-from detector_pipeline.device import autocast_dtype
+from detector_pipeline.device import autocast_dtype, to_device
 from detector_pipeline.metrics import roc_auc
-from detector_pipeline.transforms import detector_transform, resized_transform
+from detector_pipeline.transforms import BatchNormalize, detector_transform, resized_transform
 
 
 # Part of every checkpoint's key: a checkpoint written by an older training loop is never resumed.
@@ -36,6 +38,7 @@ class TrainSettings:
     amp: str = "auto"
     max_steps_per_epoch: int | None = None
     native_crops: bool = True  # False: resize the whole image (the ablation)
+    processes: int = 1  # >1: DistributedDataParallel under torchrun; batch_size is per process
 
 
 @dataclass
@@ -45,28 +48,38 @@ class TrainResult:
     best_val_roc_auc: float | None
     history: list[dict] = field(default_factory=list)
     resumed_from_epoch: int | None = None
+    final_state: dict[str, torch.Tensor] | None = None  # the last epoch's weights (the state may be an earlier epoch's)
 
 
-def _transform(settings: TrainSettings, model: torch.nn.Module, train: bool):
-    cfg = data_config(model)
+def image_transform(settings: TrainSettings, train: bool):
+    """Per image, in the loader: PIL -> uint8 crop (native or resized, as the settings say)."""
     make = detector_transform if settings.native_crops else resized_transform
-    return make(settings.crop_size, train, cfg["mean"], cfg["std"])
+    return make(settings.crop_size, train)
+
+
+def batch_normalizer(model: torch.nn.Module, device: torch.device) -> BatchNormalize:
+    """Per batch, on the device: uint8 -> the model's normalized float input."""
+    cfg = data_config(model)
+    return BatchNormalize(cfg["mean"], cfg["std"], device)
 
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, paths: Sequence[Path], settings: TrainSettings, device: torch.device,
-            perturb: Callable | None = None) -> np.ndarray:
-    """P(AI) per image; `perturb` (PIL -> PIL) is applied to each decoded image first."""
-    transform = _transform(settings, model, train=False)
+            perturb: Callable | None = None, batch_size: int | None = None) -> np.ndarray:
+    """P(AI) per image; `perturb` (PIL -> PIL) is applied to each decoded image first. `batch_size`
+    defaults to twice the training batch."""
+    transform = image_transform(settings, train=False)
     if perturb is not None:
         transform = _Then(perturb, transform)
-    loader = make_loader(ImageFiles(paths, None, transform), settings.batch_size * 2, settings.num_workers, device)
+    loader = make_loader(ImageFiles(paths, None, transform), batch_size or settings.batch_size * 2,
+                         settings.num_workers, device)
+    normalize = batch_normalizer(model, device)
     dtype = autocast_dtype(device, settings.amp)
     model.eval()
     out = []
     for x in loader:
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            out.append(torch.sigmoid(model(x.to(device)).float().squeeze(1)).cpu().numpy())
+            out.append(torch.sigmoid(model(normalize(x)).float().squeeze(1)).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
@@ -99,13 +112,23 @@ def train_detector(
     settings: TrainSettings, device: torch.device,
     checkpoint_dir: Path | None = None, log: Callable[[str], None] = print,
 ) -> TrainResult:
+    """Single process, or one rank of a torchrun job when torch.distributed is initialised: then the
+    model is wrapped in DistributedDataParallel, each rank reads its share of the training images, and
+    rank 0 alone validates and writes checkpoints (the ranks' weights stay identical)."""
     torch.manual_seed(settings.seed)
-    model = init_binary_head(create_backbone(spec, num_classes=1)).to(device)
+    model = to_device(init_binary_head(create_backbone(spec, num_classes=1)), device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     pos_weight = None if settings.pos_weight is None else torch.tensor(settings.pos_weight, device=device)
     criterion = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    loader = make_loader(ImageFiles(train_paths, train_scores, _transform(settings, model, train=True)),
-                         settings.batch_size, settings.num_workers, device, shuffle=True, seed=settings.seed)
+    dataset = ImageFiles(train_paths, train_scores, image_transform(settings, train=True))
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    sampler = DistributedSampler(dataset, shuffle=True, seed=settings.seed) if distributed else None
+    lead = not distributed or torch.distributed.get_rank() == 0
+    loader = make_loader(dataset, settings.batch_size, settings.num_workers, device, shuffle=True,
+                         seed=settings.seed, sampler=sampler)
+    normalize = batch_normalizer(model, device)
+    trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if distributed else model
     dtype = autocast_dtype(device, settings.amp)
 
     start_epoch, best_epoch, best_auc, history, resumed = 0, -1, None, [], None
@@ -119,20 +142,18 @@ def train_detector(
 
     for epoch in range(start_epoch, settings.epochs):
         torch.manual_seed(settings.seed + epoch)  # the same crops whether or not the run was resumed
-        loader.generator.manual_seed(settings.seed + epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        else:
+            loader.generator.manual_seed(settings.seed + epoch)
         model.train()
         t0, losses = time.time(), []
         for step, (x, y) in enumerate(loader):
             if settings.max_steps_per_epoch is not None and step >= settings.max_steps_per_epoch:
                 break
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                logits = model(x).squeeze(1)
-            loss = criterion(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+            losses.append(train_step(trained, optimizer, criterion, normalize(x), y.to(device, non_blocking=True), dtype))
+        if not lead:
+            continue
         val_scores = predict(model, val_paths, settings, device)
         val_auc = roc_auc(np.asarray(val_labels), val_scores)
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None,
@@ -144,7 +165,20 @@ def train_detector(
         if checkpoint_dir is not None:
             save_checkpoint(checkpoint_dir, model, optimizer, best_state,
                             {"epoch": epoch, "best_epoch": best_epoch, "best_val_roc_auc": best_auc, "history": history})
-    return TrainResult(best_state, best_epoch, best_auc, history, resumed)
+    final_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return TrainResult(best_state, best_epoch, best_auc, history, resumed, final_state)
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, criterion: torch.nn.Module,
+               x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None) -> float:
+    """One optimisation step on a normalized batch; the loss. `dtype`: autocast dtype, None for fp32."""
+    with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        logits = model(x).squeeze(1)
+    loss = criterion(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

@@ -1,3 +1,4 @@
+import gc
 import os
 
 # No model hub here: fail at once instead of retrying for a minute (tests of the hub path expect failure).
@@ -33,6 +34,21 @@ def write_tiny_dataset(root: Path, n: int = 64, seed: int = 0, side: int = 72) -
     labels = root / "labels.parquet"
     pd.DataFrame(rows).to_parquet(labels, index=False)
     return labels
+
+
+@pytest.fixture(autouse=True)
+def no_stale_dagster_instance():
+    """Dagster keeps process-wide pointers to the last instance's defs-state storage; a DagsterInstance
+    that is garbage-collected late resets them to the instance made before it, which may be disposed
+    by then ("Attempted to resolve undefined DagsterInstance weakref" in a later test). Collect the
+    previous tests' instances first, then clear the pointers: each test starts from none."""
+    from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    gc.collect()
+    DefinitionsLoadContext._instance = None
+    _current_storage.set(None)
+    yield
 
 
 @pytest.fixture

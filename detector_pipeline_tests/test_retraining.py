@@ -44,10 +44,9 @@ def trained(tiny_settings, tmp_path):  # noqa: F811
     # A real instance on disk (schedules need one), in the test's own folder: Dagster keeps a process-wide
     # pointer to the last instance's state storage, so its files must outlive the test.
     (tmp_path / "dagster_home").mkdir()
-    instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
-    assert materialize_base(tiny_settings, instance).success
-    yield tiny_settings, instance
-    instance.dispose()
+    with dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home")) as instance:
+        assert materialize_base(tiny_settings, instance).success
+        yield tiny_settings, instance
 
 
 def test_new_batch_retrain_embeds_only_new_images_and_lineage_reaches_both_batches(trained):

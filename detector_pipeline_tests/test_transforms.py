@@ -1,10 +1,12 @@
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from torchvision.transforms import v2 as T
 
-from detector_pipeline.transforms import NativeCrop, detector_transform
+from detector_pipeline.transforms import BatchNormalize, NativeCrop, detector_transform
 
 
 def _gradient(width: int, height: int) -> Image.Image:
@@ -55,7 +57,17 @@ def test_random_crops_differ_in_training():
 
 
 @pytest.mark.parametrize("train", [True, False])
-def test_detector_transform_gives_a_normalized_tensor(train):
+def test_detector_transform_gives_a_uint8_crop(train):
     x = detector_transform(64, train)(_gradient(100, 90))
     assert tuple(x.shape) == (3, 64, 64)
-    assert -3 < float(x.mean()) < 3
+    assert x.dtype == torch.uint8
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_batch_normalize_matches_per_image_normalization(channels_last):
+    batch = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    per_image = T.Normalize(mean, std)(T.ToDtype(torch.float32, scale=True)(batch))
+    batched = BatchNormalize(mean, std, torch.device("cpu"), channels_last)(batch)
+    assert torch.equal(batched, per_image)
+    assert batched.is_contiguous(memory_format=torch.channels_last) == channels_last

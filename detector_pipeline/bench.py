@@ -1,0 +1,269 @@
+"""Throughput of the three heavy stages (embedding, training steps, scoring) on the current machine.
+
+For each stage: model-only images/s on tensors already on the device, end-to-end images/s from image
+files through the project's own data path (the same functions the assets call), their ratio
+(`efficiency`: 1.0 means the data path never keeps the model waiting) and peak memory. Each stage runs
+in a fresh process so that its peak memory is its own. Plain torch: no Dagster, so the same command
+runs on a GPU machine that has only torch, torchvision and timm.
+"""
+
+import concurrent.futures
+import multiprocessing
+import platform
+import resource
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from detector_pipeline import artifacts
+from detector_pipeline.backbones import BackboneSpec, WeightsUnavailable, create_backbone, data_config
+from detector_pipeline.datasets import ImageFiles, make_loader
+from detector_pipeline.device import autocast_dtype, pick_device, to_device
+from detector_pipeline.embeddings import embed_files, embed_with_cache, read_cache, write_embeddings
+from detector_pipeline.profiles import Profile
+from detector_pipeline.scoring import score_to_parquet
+from detector_pipeline.training import TrainSettings, batch_normalizer, image_transform, init_binary_head, train_step
+
+STAGES = ("embedding", "training", "scoring")
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    profile: Profile
+    paths: tuple[str, ...]  # the image files, in the order they are read
+    device: str = "auto"
+    model_only_batches: int = 10
+    # Scoring reads the sample this many times over: loading the model is a fixed cost that a real feed
+    # of thousands of images amortizes; on 128 images it would dominate.
+    scoring_repeats: int = 4
+    memory_images: int = 32  # memory check: the stage on this many images, then on memory_factor times as many
+    memory_factor: int = 10
+
+
+def sample_images(labels_path: Path, images_root: Path, n: int, seed: int = 0) -> list[str]:
+    """n image files of a labels table, a random mix of its families (whole table if shorter)."""
+    table = pd.read_parquet(labels_path, columns=["image_path"])
+    picked = table.sample(n=min(n, len(table)), random_state=seed)["image_path"]
+    return [str(images_root / p) for p in picked]
+
+
+def run_bench(plan: BenchPlan, log=print) -> dict:
+    results = {"machine": _machine(plan.device), "profile": plan.profile.name, "n_images": len(plan.paths),
+               "stages": {}}
+    for stage in STAGES:
+        log(f"benchmarking {stage} on {len(plan.paths)} images")
+        paths = plan.paths * plan.scoring_repeats if stage == "scoring" else plan.paths
+        results["stages"][stage] = _in_fresh_process(_STAGE_FUNCTIONS[stage], plan, paths)
+        log(f"  {_summary_line(stage, results['stages'][stage])}")
+    log("benchmarking the incremental embedding (5 % new images)")
+    results["incremental"] = _in_fresh_process(_incremental_embedding, plan, plan.paths)
+    results["incremental_fraction"] = results["incremental"]["incremental_fraction"]
+    results["memory_scaling"] = _memory_scaling(plan, log)
+    return results
+
+
+def _summary_line(stage: str, r: dict) -> str:
+    return (f"{stage}: model only {r['model_only_img_s']:.1f} img/s, end to end {r['end_to_end_img_s']:.1f} img/s, "
+            f"efficiency {r['efficiency']:.2f}, peak RSS {r['peak_rss_mb']:.0f} MB")
+
+
+def _memory_scaling(plan: BenchPlan, log) -> dict:
+    """Embedding and scoring stream: on `memory_factor` times the images (the files repeated) they
+    should need about the same peak memory."""
+    out = {}
+    few = plan.paths[: plan.memory_images]
+    many = few * plan.memory_factor
+    for stage in ("embedding", "scoring"):
+        log(f"memory check: {stage} on {len(few)} and on {len(many)} images")
+        small, big = (_in_fresh_process(_STAGE_FUNCTIONS[stage], plan, paths, model_only=False)["peak_rss_mb"]
+                      for paths in (few, many))
+        out[stage] = {"images": [len(few), len(many)], "peak_rss_mb": [small, big], "growth_mb": round(big - small, 1)}
+    return out
+
+
+def _in_fresh_process(fn, *args, **kwargs) -> dict:
+    """Runs fn in a spawned process, so peak RSS is that stage's alone."""
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_with_peak_rss, fn, *args, **kwargs).result()
+
+
+def _with_peak_rss(fn, *args, **kwargs) -> dict:
+    result = fn(*args, **kwargs)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+    if torch.cuda.is_available():
+        result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return result
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(device: torch.device, fn) -> float:
+    _sync(device)
+    started = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - started
+
+
+def _model_only(device: torch.device, step, batch_size: int, batches: int) -> float:
+    """images/s of `step()` (one batch already on the device), after two warm-up batches."""
+    step(), step()
+    return batch_size * batches / _timed(device, lambda: [step() for _ in range(batches)])
+
+
+def _model_input(batch_size: int, side: int, device: torch.device) -> torch.Tensor:
+    """A batch as BatchNormalize hands it to the model: float, channels-last, on the device."""
+    return torch.randn(batch_size, 3, side, side, device=device).contiguous(memory_format=torch.channels_last)
+
+
+def _stage_record(model_img_s: float | None, e2e_img_s: float, **facts) -> dict:
+    efficiency = None if not model_img_s else round(e2e_img_s / model_img_s, 3)
+    return {"model_only_img_s": None if model_img_s is None else round(model_img_s, 2),
+            "end_to_end_img_s": round(e2e_img_s, 2), "efficiency": efficiency, **facts}
+
+
+def _backbone(spec: BackboneSpec, num_classes: int) -> tuple[torch.nn.Module, BackboneSpec]:
+    """The profile's model with its pretrained weights if they can be had, else randomly initialised
+    (the speed is the same); the spec returned says which, and so does the record."""
+    try:
+        return create_backbone(spec, num_classes), spec
+    except WeightsUnavailable:
+        random_spec = BackboneSpec(spec.architecture, "random", model_kwargs=spec.model_kwargs)
+        return create_backbone(random_spec, num_classes), random_spec
+
+
+def _embedding(plan: BenchPlan, paths, model_only: bool = True) -> dict:
+    profile, device = plan.profile, pick_device(plan.device)
+    model, spec = _backbone(profile.embedding, 0)
+    model = to_device(model, device).eval()
+    dtype = autocast_dtype(device, profile.amp)
+    size = data_config(model)["input_size"]
+    x = torch.randn(profile.embed_batch_size, *size, device=device).contiguous(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def step():
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            return model(x)
+
+    model_img_s = _model_only(device, step, len(x), plan.model_only_batches) if model_only else None
+    files = [Path(p) for p in paths]
+    seconds = _timed(device, lambda: embed_files(model, files, profile.embed_batch_size, device,
+                                                 profile.num_workers, profile.amp))
+    return _stage_record(model_img_s, len(files) / seconds, model=spec.describe(), device=str(device),
+                         dtype=str(dtype or torch.float32), batch_size=profile.embed_batch_size,
+                         image_size=list(size), num_workers=profile.num_workers)
+
+
+def _train_settings(profile: Profile) -> TrainSettings:
+    return TrainSettings(epochs=1, batch_size=profile.train_batch_size, lr=profile.lr,
+                         weight_decay=profile.weight_decay, pos_weight=7.0, crop_size=profile.crop_size,
+                         num_workers=profile.num_workers, amp=profile.amp)
+
+
+def _training(plan: BenchPlan, paths, model_only: bool = True) -> dict:
+    profile, device = plan.profile, pick_device(plan.device)
+    settings = _train_settings(profile)
+    model, spec = _backbone(profile.detector, 1)
+    model = to_device(init_binary_head(model), device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    criterion = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(settings.pos_weight, device=device))
+    dtype = autocast_dtype(device, settings.amp)
+    x = _model_input(settings.batch_size, settings.crop_size, device)
+    y = torch.rand(settings.batch_size, device=device)
+
+    model_img_s = None
+    if model_only:
+        model_img_s = _model_only(device, lambda: train_step(model, optimizer, criterion, x, y, dtype),
+                                  settings.batch_size, plan.model_only_batches)
+    scores = np.random.default_rng(0).random(len(paths))
+    loader = make_loader(ImageFiles([Path(p) for p in paths], scores, image_transform(settings, train=True)),
+                         settings.batch_size, settings.num_workers, device, shuffle=True)
+    normalize = batch_normalizer(model, device)
+
+    def epoch():
+        for xb, yb in loader:
+            train_step(model, optimizer, criterion, normalize(xb), yb.to(device, non_blocking=True), dtype)
+
+    seconds = _timed(device, epoch)
+    return _stage_record(model_img_s, len(paths) / seconds, model=spec.describe(), device=str(device),
+                         dtype=str(dtype or torch.float32), batch_size=settings.batch_size,
+                         image_size=[3, settings.crop_size, settings.crop_size], num_workers=settings.num_workers)
+
+
+def _scoring(plan: BenchPlan, paths, model_only: bool = True) -> dict:
+    profile, device = plan.profile, pick_device(plan.device)
+    settings = _train_settings(profile)
+    model, spec = _backbone(profile.detector, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = {"kind": "detector", "backbone": spec.as_dict(), "settings": asdict(settings)}
+        _, folder = artifacts.save_model(Path(tmp), "detector", init_binary_head(model).state_dict(), config)
+        model = to_device(model, device).eval()
+        x = _model_input(plan.profile.infer_batch_size, settings.crop_size, device)
+
+        @torch.inference_mode()
+        def step():
+            return torch.sigmoid(model(x))
+
+        model_img_s = _model_only(device, step, len(x), plan.model_only_batches) if model_only else None
+        seconds = _timed(device, lambda: score_to_parquet(folder, 0.5, list(paths), Path(tmp) / "scores.parquet",
+                                                          plan.profile.infer_batch_size, str(device), log=lambda _: None,
+                                                          num_workers=profile.num_workers))
+    return _stage_record(model_img_s, len(paths) / seconds, model=spec.describe(), device=str(device),
+                         dtype="torch.float32", images=len(paths), batch_size=plan.profile.infer_batch_size,
+                         image_size=[3, settings.crop_size, settings.crop_size], num_workers=profile.num_workers)
+
+
+def _incremental_embedding(plan: BenchPlan, paths) -> dict:
+    """A full embedding run into an empty cache, then a retrain's run after 5 % new images: the cache
+    holds the other 95 % (copied from the full run), only the new ones are embedded."""
+    profile, device = plan.profile, pick_device(plan.device)
+    images = pd.DataFrame({"file": list(paths), "sha256": [f"bench-{i:08d}" for i in range(len(paths))]})
+    n_new = max(1, round(0.05 * len(images)))
+    root = Path(tempfile.mkdtemp(prefix="bench-cache-"))
+    try:
+        spec = _backbone(profile.embedding, 0)[1]
+        full = _timed(device, lambda: embed_with_cache(spec, images, root / "full", profile.embed_batch_size,
+                                                       device, profile.num_workers, profile.amp))
+        cached = read_cache(root / "full" / f"{spec.key()}.parquet").iloc[: len(images) - n_new]
+        write_embeddings(root / "incremental" / f"{spec.key()}.parquet", cached["sha256"],
+                         np.stack(cached["embedding"].to_numpy()))
+        result = {}
+        incremental = _timed(device, lambda: result.setdefault("r", embed_with_cache(
+            spec, images, root / "incremental", profile.embed_batch_size, device, profile.num_workers, profile.amp)))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {"images": len(images), "new_images": n_new, "computed": result["r"].computed,
+            "full_seconds": round(full, 2), "incremental_seconds": round(incremental, 2),
+            "incremental_fraction": round(incremental / full, 3)}
+
+
+def _machine(device: str) -> dict:
+    dev = pick_device(device)
+    facts = {"device": str(dev), "cpu": _cpu_name(),
+             "cpu_count": multiprocessing.cpu_count(), "torch": torch.__version__,
+             "torch_threads": torch.get_num_threads()}
+    if dev.type == "cuda":
+        facts["gpu"] = torch.cuda.get_device_name(dev)
+    return facts
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+_STAGE_FUNCTIONS = {"embedding": _embedding, "training": _training, "scoring": _scoring}

@@ -1,0 +1,65 @@
+"""The cluster files, checked as far as a machine without Kubernetes allows: the definitions load with
+the k8s executor, the GPU steps' pod settings are valid dagster-k8s config, the files parse and point
+at things that exist."""
+
+import importlib
+import json
+import re
+
+import dagster as dg
+import yaml
+from dagster_k8s import k8s_job_executor
+from dagster_k8s.job import UserDefinedDagsterK8sConfig
+
+from detector_pipeline import assets
+from detector_pipeline.resources import PipelineSettings
+from detector_pipeline_tests.conftest import PROJECT_ROOT
+
+DEPLOY = PROJECT_ROOT / "deploy"
+
+
+def test_definitions_load_with_the_k8s_executor(monkeypatch):
+    from detector_pipeline import definitions
+
+    monkeypatch.setenv("DETECTOR_EXECUTOR", "k8s")
+    try:
+        module = importlib.reload(definitions)
+        repository = module.defs.get_repository_def()
+        assert module.defs.executor is k8s_job_executor
+        for name in ("retrain_on_batch", "retrain", "score_feed", "ablations", "report"):
+            assert repository.get_job(name).executor_def is k8s_job_executor
+    finally:
+        monkeypatch.delenv("DETECTOR_EXECUTOR")
+        importlib.reload(definitions)
+
+
+def test_gpu_steps_ask_for_a_gpu_in_valid_k8s_config():
+    config = UserDefinedDagsterK8sConfig.from_dict(assets.GPU_STEP_TAGS["dagster-k8s/config"])
+    assert config.container_config["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    repository = dg.Definitions(assets=assets.ASSETS, asset_checks=assets.CHECKS,
+                                resources={"settings": PipelineSettings()}).get_repository_def()
+    job = repository.get_implicit_global_asset_job_def()
+    gpu_ops = [op for op in job.graph.iterate_op_defs() if op.pool == assets.GPU_POOL]
+    assert {"embed_chunk", "detector", "feed_scores", "ablation_study"} == {op.name for op in gpu_ops}
+    for op in gpu_ops:
+        tag = op.tags["dagster-k8s/config"]  # Dagster keeps non-string tag values as JSON
+        assert (json.loads(tag) if isinstance(tag, str) else tag) == assets.GPU_STEP_TAGS["dagster-k8s/config"]
+
+
+def test_helm_values_parse_and_use_the_k8s_run_launcher_and_the_image_module():
+    values = yaml.safe_load((DEPLOY / "k8s/values.yaml").read_text())
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    assert deployment["dagsterApiGrpcArgs"] == ["-m", "detector_pipeline.definitions"]
+    limits = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
+    assert {"key": "detector_pipeline/retrain", "limit": 1} in limits
+
+
+def test_dockerfile_copies_what_exists_and_serves_the_definitions():
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11", text, re.M)
+    for sources in re.findall(r"^COPY (.+) \S+$", text, re.M):
+        for source in sources.split():
+            assert (PROJECT_ROOT / source).exists(), source
+    assert '"-m", "detector_pipeline.definitions"' in text
+    assert importlib.util.find_spec("detector_pipeline.definitions") is not None
