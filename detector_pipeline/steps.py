@@ -16,7 +16,6 @@ import torch
 from safetensors.torch import load_file
 
 from detector_pipeline import artifacts, embeddings, probe, splits, training
-from detector_pipeline.backbones import BackboneSpec
 from detector_pipeline.device import pick_device
 from detector_pipeline.label_stats import POSITIVE_THRESHOLD
 from detector_pipeline.labels import ValidatedLabels, load_labels
