@@ -11,7 +11,6 @@ import concurrent.futures
 import multiprocessing
 import platform
 import resource
-import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -25,7 +24,7 @@ from detector_pipeline import artifacts
 from detector_pipeline.backbones import BackboneSpec, WeightsUnavailable, create_backbone, data_config
 from detector_pipeline.datasets import ImageFiles, make_loader
 from detector_pipeline.device import autocast_dtype, pick_device, to_device
-from detector_pipeline.embeddings import embed_files, embed_with_cache, read_cache, write_embeddings
+from detector_pipeline.embeddings import add_to_cache, cache_file, embed_files, embed_with_cache, read_cache
 from detector_pipeline.profiles import Profile
 from detector_pipeline.scoring import score_to_parquet
 from detector_pipeline.training import TrainSettings, batch_normalizer, image_transform, init_binary_head, train_step
@@ -106,18 +105,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _timed(device: torch.device, fn) -> float:
+def _timed(device: torch.device, fn) -> tuple[float, object]:
+    """(seconds, fn's result), waiting for the device to finish."""
     _sync(device)
     started = time.perf_counter()
-    fn()
+    result = fn()
     _sync(device)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, result
 
 
 def _model_only(device: torch.device, step, batch_size: int, batches: int) -> float:
     """images/s of `step()` (one batch already on the device), after two warm-up batches."""
     step(), step()
-    return batch_size * batches / _timed(device, lambda: [step() for _ in range(batches)])
+    return batch_size * batches / _timed(device, lambda: [step() for _ in range(batches)])[0]
 
 
 def _model_input(batch_size: int, side: int, device: torch.device) -> torch.Tensor:
@@ -156,7 +156,7 @@ def _embedding(plan: BenchPlan, paths, model_only: bool = True) -> dict:
 
     model_img_s = _model_only(device, step, len(x), plan.model_only_batches) if model_only else None
     files = [Path(p) for p in paths]
-    seconds = _timed(device, lambda: embed_files(model, files, profile.embed_batch_size, device,
+    seconds, _ = _timed(device, lambda: embed_files(model, files, profile.embed_batch_size, device,
                                                  profile.num_workers, profile.amp))
     return _stage_record(model_img_s, len(files) / seconds, model=spec.describe(), device=str(device),
                          dtype=str(dtype or torch.float32), batch_size=profile.embed_batch_size,
@@ -193,7 +193,7 @@ def _training(plan: BenchPlan, paths, model_only: bool = True) -> dict:
         for xb, yb in loader:
             train_step(model, optimizer, criterion, normalize(xb), yb.to(device, non_blocking=True), dtype)
 
-    seconds = _timed(device, epoch)
+    seconds, _ = _timed(device, epoch)
     return _stage_record(model_img_s, len(paths) / seconds, model=spec.describe(), device=str(device),
                          dtype=str(dtype or torch.float32), batch_size=settings.batch_size,
                          image_size=[3, settings.crop_size, settings.crop_size], num_workers=settings.num_workers)
@@ -214,7 +214,7 @@ def _scoring(plan: BenchPlan, paths, model_only: bool = True) -> dict:
             return torch.sigmoid(model(x))
 
         model_img_s = _model_only(device, step, len(x), plan.model_only_batches) if model_only else None
-        seconds = _timed(device, lambda: score_to_parquet(folder, 0.5, list(paths), Path(tmp) / "scores.parquet",
+        seconds, _ = _timed(device, lambda: score_to_parquet(folder, 0.5, list(paths), Path(tmp) / "scores.parquet",
                                                           plan.profile.infer_batch_size, str(device), log=lambda _: None,
                                                           num_workers=profile.num_workers))
     return _stage_record(model_img_s, len(paths) / seconds, model=spec.describe(), device=str(device),
@@ -228,20 +228,18 @@ def _incremental_embedding(plan: BenchPlan, paths) -> dict:
     profile, device = plan.profile, pick_device(plan.device)
     images = pd.DataFrame({"file": list(paths), "sha256": [f"bench-{i:08d}" for i in range(len(paths))]})
     n_new = max(1, round(0.05 * len(images)))
-    root = Path(tempfile.mkdtemp(prefix="bench-cache-"))
-    try:
-        spec = _backbone(profile.embedding, 0)[1]
-        full = _timed(device, lambda: embed_with_cache(spec, images, root / "full", profile.embed_batch_size,
-                                                       device, profile.num_workers, profile.amp))
-        cached = read_cache(root / "full" / f"{spec.key()}.parquet").iloc[: len(images) - n_new]
-        write_embeddings(root / "incremental" / f"{spec.key()}.parquet", cached["sha256"],
-                         np.stack(cached["embedding"].to_numpy()))
-        result = {}
-        incremental = _timed(device, lambda: result.setdefault("r", embed_with_cache(
-            spec, images, root / "incremental", profile.embed_batch_size, device, profile.num_workers, profile.amp)))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    return {"images": len(images), "new_images": n_new, "computed": result["r"].computed,
+    spec = _backbone(profile.embedding, 0)[1]
+
+    def embed(cache_dir: Path):
+        return _timed(device, lambda: embed_with_cache(spec, images, cache_dir, profile.embed_batch_size, device,
+                                                       profile.num_workers, profile.amp))
+
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
+        full, _ = embed(Path(tmp) / "full")
+        cached = read_cache(cache_file(spec, Path(tmp) / "full")).iloc[: len(images) - n_new]
+        add_to_cache(spec, Path(tmp) / "incremental", cached["sha256"], np.stack(cached["embedding"].to_numpy()))
+        incremental, result = embed(Path(tmp) / "incremental")
+    return {"images": len(images), "new_images": n_new, "computed": result.computed,
             "full_seconds": round(full, 2), "incremental_seconds": round(incremental, 2),
             "incremental_fraction": round(incremental / full, 3)}
 

@@ -74,9 +74,8 @@ def cache_file(spec: BackboneSpec, cache_dir: Path) -> Path:
 def uncached(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path) -> pd.DataFrame:
     """The rows of `images` (file, sha256) whose content is not in the cache yet, one per hash,
     in hash order (so chunks of it are the same whatever order the labels came in)."""
-    unique = images.drop_duplicates("sha256")
-    cached = set(pq.read_table(cache_file(spec, cache_dir), columns=["sha256"])["sha256"].to_pylist()) \
-        if cache_file(spec, cache_dir).exists() else set()
+    unique, path = images.drop_duplicates("sha256"), cache_file(spec, cache_dir)
+    cached = set(pq.read_table(path, columns=["sha256"])["sha256"].to_pylist()) if path.exists() else set()
     return unique[~unique["sha256"].isin(cached)].sort_values("sha256")
 
 
