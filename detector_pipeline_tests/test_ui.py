@@ -93,6 +93,18 @@ def _wait_for_materialization(home: Path, key: str, timeout: float = 420) -> Non
     raise TimeoutError(f"{key} was not materialized within {timeout} s")
 
 
+def _wait_for_runs_to_end(home: Path, timeout: float = 300) -> list[dg.DagsterRun]:
+    """A run's last steps (and its RUN_SUCCESS event) can come after the asset the test waited for."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with _instance_at(home) as instance:
+            runs = instance.get_runs()
+        if runs and all(r.is_finished for r in runs):
+            return runs
+        time.sleep(2)
+    raise TimeoutError(f"runs still in progress after {timeout} s: {[(r.run_id, r.status) for r in runs]}")
+
+
 @pytest.mark.ui
 def test_materialize_the_chain_from_the_ui(dagster_ui):
     url, home = dagster_ui
@@ -118,8 +130,8 @@ def test_materialize_the_chain_from_the_ui(dagster_ui):
         expect(page.get_by_text("detector_test_roc_auc").first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(home / "evaluation_report.png"), full_page=True)
         browser.close()
+    runs = _wait_for_runs_to_end(home)
+    assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * len(runs)
     with _instance_at(home) as instance:
-        runs = instance.get_runs()
-        assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         for key in ("teacher_labels", "offtheshelf_baseline", "evaluation_report", "promoted_detector"):
             assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
