@@ -49,12 +49,21 @@ def write_json_atomic(target: Path, obj: object) -> None:
 
 
 def content_version(state: dict[str, torch.Tensor], config: dict) -> str:
-    """A version id from the weights and the config that made them."""
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    """A version id from the weights and the config that made them. How the run went (wall-clock
+    times, whether it resumed from a checkpoint) is recorded in the config but left out, so the same
+    training on the same labels gives the same id."""
+    digest = hashlib.sha256(json.dumps(_identity(config), sort_keys=True, default=str).encode())
     for name in sorted(state):
         digest.update(name.encode())
         digest.update(state[name].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def _identity(config: dict) -> dict:
+    identity = {k: v for k, v in config.items() if k not in ("version", "resumed_from_epoch")}
+    if "history" in identity:
+        identity["history"] = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in identity["history"]]
+    return identity
 
 
 def save_model(root: Path, kind: str, state: dict[str, torch.Tensor], config: dict) -> tuple[str, Path]:
@@ -74,6 +83,6 @@ def load_model_files(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
         state = load_file(str(folder / "model.safetensors"))
     except (SafetensorError, json.JSONDecodeError, OSError) as exc:
         raise CorruptArtifact(f"cannot load model from {folder}: {exc}") from None
-    if content_version(state, {k: v for k, v in config.items() if k != "version"}) != config.get("version"):
+    if content_version(state, config) != config.get("version"):
         raise CorruptArtifact(f"model in {folder} does not match its version id: the file was changed")
     return state, config

@@ -16,6 +16,17 @@ def test_model_round_trip_is_content_addressed(tmp_path):
     assert torch.equal(loaded["w"], state["w"]) and config["seed"] == 1
 
 
+def test_version_id_ignores_wall_clock_time_but_not_the_training_record(tmp_path):
+    state = {"w": torch.ones(3)}
+    def config(seconds, loss):
+        return {"seed": 1, "history": [{"epoch": 0, "train_loss": loss, "seconds": seconds}]}
+    first, folder = save_model(tmp_path, "detector", state, config(41.2, 0.5))
+    rerun, _ = save_model(tmp_path, "detector", state, config(57.9, 0.5))
+    other, _ = save_model(tmp_path, "detector", state, config(41.2, 0.6))
+    assert first == rerun != other
+    assert load_model_files(folder)[1]["history"][0]["seconds"] == 57.9  # the rerun's record, same folder
+
+
 def test_truncated_model_file_is_refused(tmp_path):
     _, folder = save_model(tmp_path, "detector", {"w": torch.ones(100)}, {})
     data = (folder / "model.safetensors").read_bytes()

@@ -179,6 +179,7 @@ TRAIN_SCRIPT = """
 import sys
 from pathlib import Path
 import numpy as np
+from detector_pipeline.artifacts import content_version
 from detector_pipeline.backbones import BackboneSpec
 from detector_pipeline.training import TrainSettings, train_detector
 files = sorted(Path(sys.argv[1]).glob("img/*.png"))
@@ -187,6 +188,7 @@ y = np.arange(len(files)) % 4 == 0
 result = train_detector(BackboneSpec("test_convnext", "random"), files, y.astype(float), files[:16], y[:16].astype(int),
                         settings, __import__("torch").device("cpu"), checkpoint_dir=Path(sys.argv[2]), log=lambda m: None)
 print("resumed_from", result.resumed_from_epoch, "epochs", len(result.history))
+print("version", content_version(result.state, {"history": result.history, "resumed_from_epoch": result.resumed_from_epoch}))
 """
 
 
@@ -212,3 +214,12 @@ def test_training_killed_mid_way_resumes_from_its_last_checkpoint(tmp_path):
     done = subprocess.run([sys.executable, str(script), str(tmp_path / "data"), str(checkpoints)],
                           capture_output=True, text=True, check=True)
     assert f"resumed_from {killed_at} epochs 4" in done.stdout
+    uninterrupted = subprocess.run([sys.executable, str(script), str(tmp_path / "data"), str(tmp_path / "ckpt2")],
+                                   capture_output=True, text=True, check=True)
+    assert "resumed_from None epochs 4" in uninterrupted.stdout
+    # the same weights and training record, so the same model version, killed or not
+    assert _line(done.stdout, "version") == _line(uninterrupted.stdout, "version")
+
+
+def _line(stdout: str, prefix: str) -> str:
+    return next(line for line in stdout.splitlines() if line.startswith(prefix + " "))
