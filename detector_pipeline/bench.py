@@ -1,8 +1,9 @@
 """Throughput of the three heavy stages (embedding, training steps, scoring) on the current machine.
 
-For each stage: model-only images/s on tensors already on the device, end-to-end images/s from image
-files through the project's own data path (the same functions the assets call), their ratio
-(`efficiency`: 1.0 means the data path never keeps the model waiting) and peak memory. Each stage runs
+For each stage: model-only images/s on tensors already on the device (measured just before and just
+after the end-to-end run), end-to-end images/s from image files through the project's own data path
+(the same functions the assets call), their ratio (`efficiency`: 1.0 means the data path never keeps
+the model waiting) and peak memory. Each stage runs
 in a fresh process so that its peak memory is its own. Plain torch: no Dagster, so the same command
 runs on a GPU machine that has only torch, torchvision and timm.
 """
@@ -38,9 +39,15 @@ class BenchPlan:
     paths: tuple[str, ...]  # the image files, in the order they are read
     device: str = "auto"
     model_only_batches: int = 10
+    # CPU steps keep getting faster for several batches (the allocator settles: glibc raises its mmap
+    # threshold as large blocks are freed), so model-only figures after 2 warm-up batches read low.
+    warmup_batches: int = 6
     # Scoring reads the sample this many times over: loading the model is a fixed cost that a real feed
     # of thousands of images amortizes; on 128 images it would dominate.
     scoring_repeats: int = 4
+    # Training steps on 2 CPU cores vary by ±15 % from one to the next: a single epoch of the sample
+    # (4 steps at batch 32) is too few to compare with the model-only median.
+    training_epochs: int = 4
     memory_images: int = 32  # memory check: the stage on this many images, then on memory_factor times as many
     memory_factor: int = 10
 
@@ -54,6 +61,8 @@ def sample_images(labels_path: Path, images_root: Path, n: int, seed: int = 0) -
 
 def run_bench(plan: BenchPlan, log=print) -> dict:
     results = {"machine": _machine(plan.device), "profile": plan.profile.name, "n_images": len(plan.paths),
+               "model_only_protocol": {"warmup_batches": plan.warmup_batches, "batches": plan.model_only_batches,
+                                       "statistic": "median batch time; mean of the runs just before and just after end to end"},
                "stages": {}}
     for stage in STAGES:
         log(f"benchmarking {stage} on {len(plan.paths)} images")
@@ -114,10 +123,13 @@ def _timed(device: torch.device, fn) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
-def _model_only(device: torch.device, step, batch_size: int, batches: int) -> float:
-    """images/s of `step()` (one batch already on the device), after two warm-up batches."""
-    step(), step()
-    return batch_size * batches / _timed(device, lambda: [step() for _ in range(batches)])[0]
+def _model_only(plan: BenchPlan, device: torch.device, step, batch_size: int) -> float:
+    """images/s of `step()` (one batch already on the device) after the plan's warm-up batches; the
+    median batch, so that a neighbour's burst on a shared machine does not move it."""
+    for _ in range(plan.warmup_batches):
+        step()
+    seconds = [_timed(device, step)[0] for _ in range(plan.model_only_batches)]
+    return batch_size / float(np.median(seconds))
 
 
 def _model_input(batch_size: int, side: int, device: torch.device) -> torch.Tensor:
@@ -125,10 +137,20 @@ def _model_input(batch_size: int, side: int, device: torch.device) -> torch.Tens
     return torch.randn(batch_size, 3, side, side, device=device).contiguous(memory_format=torch.channels_last)
 
 
-def _stage_record(model_img_s: float | None, e2e_img_s: float, **facts) -> dict:
-    efficiency = None if not model_img_s else round(e2e_img_s / model_img_s, 3)
-    return {"model_only_img_s": None if model_img_s is None else round(model_img_s, 2),
-            "end_to_end_img_s": round(e2e_img_s, 2), "efficiency": efficiency, **facts}
+def _measure(plan: BenchPlan, device: torch.device, step, batch_size: int, end_to_end, images: int,
+             model_only: bool = True) -> dict:
+    """End-to-end images/s of `end_to_end()` over `images` images, and model-only images/s measured just
+    before and just after it: their mean is the reference, so that a shared machine speeding up or
+    slowing down during the stage moves both sides of `efficiency` alike."""
+    before = _model_only(plan, device, step, batch_size) if model_only else None
+    seconds, _ = _timed(device, end_to_end)
+    after = _model_only(plan, device, step, batch_size) if model_only else None
+    e2e = images / seconds
+    if not model_only:
+        return {"model_only_img_s": None, "end_to_end_img_s": round(e2e, 2), "efficiency": None}
+    reference = (before + after) / 2
+    return {"model_only_img_s": round(reference, 2), "model_only_before_after_img_s": [round(before, 2), round(after, 2)],
+            "end_to_end_img_s": round(e2e, 2), "efficiency": round(e2e / reference, 3)}
 
 
 def _backbone(spec: BackboneSpec, num_classes: int) -> tuple[torch.nn.Module, BackboneSpec]:
@@ -154,13 +176,12 @@ def _embedding(plan: BenchPlan, paths, model_only: bool = True) -> dict:
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             return model(x)
 
-    model_img_s = _model_only(device, step, len(x), plan.model_only_batches) if model_only else None
     files = [Path(p) for p in paths]
-    seconds, _ = _timed(device, lambda: embed_files(model, files, profile.embed_batch_size, device,
-                                                 profile.num_workers, profile.amp))
-    return _stage_record(model_img_s, len(files) / seconds, model=spec.describe(), device=str(device),
-                         dtype=str(dtype or torch.float32), batch_size=profile.embed_batch_size,
-                         image_size=list(size), num_workers=profile.num_workers)
+    figures = _measure(plan, device, step, len(x), lambda: embed_files(model, files, profile.embed_batch_size, device,
+                                                                        profile.num_workers, profile.amp),
+                       len(files), model_only)
+    return {**figures, "model": spec.describe(), "device": str(device), "dtype": str(dtype or torch.float32),
+            "batch_size": profile.embed_batch_size, "image_size": list(size), "num_workers": profile.num_workers}
 
 
 def _train_settings(profile: Profile) -> TrainSettings:
@@ -180,23 +201,21 @@ def _training(plan: BenchPlan, paths, model_only: bool = True) -> dict:
     x = _model_input(settings.batch_size, settings.crop_size, device)
     y = torch.rand(settings.batch_size, device=device)
 
-    model_img_s = None
-    if model_only:
-        model_img_s = _model_only(device, lambda: train_step(model, optimizer, criterion, x, y, dtype),
-                                  settings.batch_size, plan.model_only_batches)
     scores = np.random.default_rng(0).random(len(paths))
     loader = make_loader(ImageFiles([Path(p) for p in paths], scores, image_transform(settings, train=True)),
                          settings.batch_size, settings.num_workers, device, shuffle=True)
     normalize = batch_normalizer(model, device)
 
-    def epoch():
-        for xb, yb in loader:
-            train_step(model, optimizer, criterion, normalize(xb), yb.to(device, non_blocking=True), dtype)
+    def epochs():
+        for _ in range(plan.training_epochs):
+            for xb, yb in loader:
+                train_step(model, optimizer, criterion, normalize(xb), yb.to(device, non_blocking=True), dtype)
 
-    seconds, _ = _timed(device, epoch)
-    return _stage_record(model_img_s, len(paths) / seconds, model=spec.describe(), device=str(device),
-                         dtype=str(dtype or torch.float32), batch_size=settings.batch_size,
-                         image_size=[3, settings.crop_size, settings.crop_size], num_workers=settings.num_workers)
+    figures = _measure(plan, device, lambda: train_step(model, optimizer, criterion, x, y, dtype), settings.batch_size,
+                       epochs, len(paths) * plan.training_epochs, model_only)
+    return {**figures, "model": spec.describe(), "device": str(device), "dtype": str(dtype or torch.float32),
+            "batch_size": settings.batch_size, "image_size": [3, settings.crop_size, settings.crop_size],
+            "num_workers": settings.num_workers, "images": len(paths) * plan.training_epochs}
 
 
 def _scoring(plan: BenchPlan, paths, model_only: bool = True) -> dict:
@@ -213,13 +232,14 @@ def _scoring(plan: BenchPlan, paths, model_only: bool = True) -> dict:
         def step():
             return torch.sigmoid(model(x))
 
-        model_img_s = _model_only(device, step, len(x), plan.model_only_batches) if model_only else None
-        seconds, _ = _timed(device, lambda: score_to_parquet(folder, 0.5, list(paths), Path(tmp) / "scores.parquet",
-                                                          plan.profile.infer_batch_size, str(device), log=lambda _: None,
-                                                          num_workers=profile.num_workers))
-    return _stage_record(model_img_s, len(paths) / seconds, model=spec.describe(), device=str(device),
-                         dtype="torch.float32", images=len(paths), batch_size=plan.profile.infer_batch_size,
-                         image_size=[3, settings.crop_size, settings.crop_size], num_workers=profile.num_workers)
+        figures = _measure(plan, device, step, len(x),
+                           lambda: score_to_parquet(folder, 0.5, list(paths), Path(tmp) / "scores.parquet",
+                                                    profile.infer_batch_size, str(device), log=lambda _: None,
+                                                    num_workers=profile.num_workers),
+                           len(paths), model_only)
+    return {**figures, "model": spec.describe(), "device": str(device), "dtype": "torch.float32", "images": len(paths),
+            "batch_size": profile.infer_batch_size, "image_size": [3, settings.crop_size, settings.crop_size],
+            "num_workers": profile.num_workers}
 
 
 def _incremental_embedding(plan: BenchPlan, paths) -> dict:

@@ -8,8 +8,8 @@ from detector_pipeline.profiles import get_profile
 def test_bench_reports_every_stage_incremental_cost_and_memory(tiny_dataset, tmp_path):
     profile = get_profile("tiny", tmp_path / "no-weights")
     paths = tuple(bench.sample_images(tiny_dataset, tiny_dataset.parent, 20))
-    plan = bench.BenchPlan(profile, paths, device="cpu", model_only_batches=2, scoring_repeats=2,
-                           memory_images=4, memory_factor=3)
+    plan = bench.BenchPlan(profile, paths, device="cpu", model_only_batches=2, warmup_batches=1, scoring_repeats=2,
+                           training_epochs=2, memory_images=4, memory_factor=3)
     result = bench.run_bench(plan, log=lambda _: None)
 
     assert result["n_images"] == 20 and result["machine"]["device"] == "cpu"
@@ -17,8 +17,10 @@ def test_bench_reports_every_stage_incremental_cost_and_memory(tiny_dataset, tmp
         record = result["stages"][stage]
         assert record["model_only_img_s"] > 0 and record["end_to_end_img_s"] > 0 and record["peak_rss_mb"] > 0
         assert abs(record["efficiency"] - record["end_to_end_img_s"] / record["model_only_img_s"]) < 0.01
+        before, after = record["model_only_before_after_img_s"]
+        assert abs(record["model_only_img_s"] - (before + after) / 2) < 0.01
         assert "RANDOMLY INITIALISED" in record["model"]  # the tiny profile has no pretrained weights
-    assert result["stages"]["scoring"]["images"] == 40
+    assert result["stages"]["scoring"]["images"] == result["stages"]["training"]["images"] == 40
     incremental = result["incremental"]
     assert incremental["new_images"] == incremental["computed"] == 1
     assert result["incremental_fraction"] == incremental["incremental_fraction"] > 0
