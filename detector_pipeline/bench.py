@@ -3,9 +3,9 @@
 For each stage: model-only images/s on tensors already on the device (measured just before and just
 after the end-to-end run), end-to-end images/s from image files through the project's own data path
 (the same functions the assets call), their ratio (`efficiency`: 1.0 means the data path never keeps
-the model waiting) and peak memory. Each stage runs
-in a fresh process so that its peak memory is its own. Plain torch: no Dagster, so the same command
-runs on a GPU machine that has only torch, torchvision and timm.
+the model waiting) and peak memory. Each stage runs in a fresh process so that its peak memory is its
+own. Plain torch: no Dagster, so the same command runs on a GPU machine that has only torch,
+torchvision and timm.
 """
 
 import concurrent.futures
@@ -211,11 +211,12 @@ def _training(plan: BenchPlan, paths, model_only: bool = True) -> dict:
             for xb, yb in loader:
                 train_step(model, optimizer, criterion, normalize(xb), yb.to(device, non_blocking=True), dtype)
 
+    images = len(paths) * plan.training_epochs
     figures = _measure(plan, device, lambda: train_step(model, optimizer, criterion, x, y, dtype), settings.batch_size,
-                       epochs, len(paths) * plan.training_epochs, model_only)
+                       epochs, images, model_only)
     return {**figures, "model": spec.describe(), "device": str(device), "dtype": str(dtype or torch.float32),
             "batch_size": settings.batch_size, "image_size": [3, settings.crop_size, settings.crop_size],
-            "num_workers": settings.num_workers, "images": len(paths) * plan.training_epochs}
+            "num_workers": settings.num_workers, "images": images}
 
 
 def _scoring(plan: BenchPlan, paths, model_only: bool = True) -> dict:

@@ -81,28 +81,34 @@ def _instance_at(home: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
 
 
-def _wait_for_materialization(home: Path, key: str, timeout: float = 420) -> None:
+def _wait_until(home: Path, found, timeout: float, what: str):
+    """Polls the instance at `home` until `found(instance)` returns something truthy, and returns it."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         with _instance_at(home) as instance:
-            if instance.get_latest_materialization_event(dg.AssetKey(key)) is not None:
-                return
-            failed = [r for r in instance.get_runs() if r.status == dg.DagsterRunStatus.FAILURE]
-            assert not failed, f"run {failed[0].run_id} failed"
+            result = found(instance)
+        if result:
+            return result
         time.sleep(3)
-    raise TimeoutError(f"{key} was not materialized within {timeout} s")
+    raise TimeoutError(f"{what} after {timeout} s")
+
+
+def _wait_for_materialization(home: Path, key: str, timeout: float = 420) -> None:
+    def materialized(instance) -> bool:
+        failed = [r for r in instance.get_runs() if r.status == dg.DagsterRunStatus.FAILURE]
+        assert not failed, f"run {failed[0].run_id} failed"
+        return instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
+
+    _wait_until(home, materialized, timeout, f"{key} not materialized")
 
 
 def _wait_for_runs_to_end(home: Path, timeout: float = 300) -> list[dg.DagsterRun]:
     """A run's last steps (and its RUN_SUCCESS event) can come after the asset the test waited for."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with _instance_at(home) as instance:
-            runs = instance.get_runs()
-        if runs and all(r.is_finished for r in runs):
-            return runs
-        time.sleep(2)
-    raise TimeoutError(f"runs still in progress after {timeout} s: {[(r.run_id, r.status) for r in runs]}")
+    def finished_runs(instance) -> list[dg.DagsterRun] | None:
+        runs = instance.get_runs()
+        return runs if runs and all(r.is_finished for r in runs) else None
+
+    return _wait_until(home, finished_runs, timeout, "runs still in progress")
 
 
 @pytest.mark.ui
