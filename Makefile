@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: venv weights demo test ui browser postgres bench data clean
+.PHONY: venv weights instance demo test ui browser postgres bench data clean
 
 venv: $(STAMP)
 
@@ -20,8 +20,12 @@ $(STAMP): pyproject.toml
 weights: venv
 	$(BIN)/detector-pipeline weights fetch
 
-demo: venv weights
-	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
+# The local Dagster instance: run-queue limits as in deploy/dagster.yaml, storage in SQLite files.
+instance:
+	mkdir -p $(DAGSTER_HOME)
+	test -s $(DAGSTER_HOME)/dagster.yaml || cp deploy/dagster.local.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: venv weights instance
 	$(BIN)/detector-pipeline run --profile demo
 	@echo "Open the Dagster UI on http://127.0.0.1:3000 with: make ui"
 
@@ -36,8 +40,7 @@ postgres:
 test: venv weights browser postgres
 	$(BIN)/python -m pytest -q
 
-ui: venv
-	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
+ui: venv instance
 	$(BIN)/detector-pipeline init
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
@@ -50,4 +53,4 @@ data: venv
 	$(BIN)/detector-pipeline demo build
 
 clean:
-	rm -rf data/cache data/models data/checkpoints data/reports data/quarantine $(DAGSTER_HOME)
+	rm -rf data/cache data/models data/checkpoints data/reports data/quarantine data/registry data/scores $(DAGSTER_HOME)

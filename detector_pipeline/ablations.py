@@ -64,6 +64,33 @@ def result_path(data_dir: Path, labels_version: str) -> Path:
     return data_dir / "reports" / "ablations" / f"{labels_version}.json"
 
 
+def runs_path(data_dir: Path, labels_version: str) -> Path:
+    return data_dir / "reports" / "ablations" / f"{labels_version}.runs.jsonl"
+
+
+def record_run(data_dir: Path, labels_version: str, variant: str, row: dict) -> None:
+    """One finished training, appended as one line: an interrupted study keeps what it finished."""
+    path = runs_path(data_dir, labels_version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as runs:
+        runs.write(json.dumps({"variant": variant, **row}, sort_keys=True) + "\n")
+
+
+def finished_runs(data_dir: Path, labels_version: str) -> dict[tuple[str, int], dict]:
+    """(variant, seed) -> its result, for the trainings an earlier run of the study finished. A line cut
+    short by a kill is ignored: that training runs again."""
+    path = runs_path(data_dir, labels_version)
+    done = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        variant = row.pop("variant")
+        done[variant, row["seed"]] = row
+    return done
+
+
 def save(data_dir: Path, labels_version: str, summary: dict) -> Path:
     path = result_path(data_dir, labels_version)
     write_json_atomic(path, summary)

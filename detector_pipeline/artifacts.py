@@ -12,9 +12,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from detector_pipeline.errors import ArtifactError
 
-class CorruptArtifact(ValueError):
-    """A model file that is truncated, tampered with, or not what its config says."""
+
+class CorruptArtifact(ArtifactError, ValueError):
+    """A model file that is missing, truncated, tampered with, or not what its config says."""
 
 
 @contextlib.contextmanager
@@ -81,8 +83,13 @@ def load_model_files(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
     try:
         config = json.loads((folder / "config.json").read_text())
         state = load_file(str(folder / "model.safetensors"))
+    except FileNotFoundError as exc:
+        raise CorruptArtifact(f"model files missing: {exc.filename} does not exist; retrain it, or promote "
+                              "another version (detector-pipeline models, then promote VERSION)") from None
     except (SafetensorError, json.JSONDecodeError, OSError) as exc:
-        raise CorruptArtifact(f"cannot load model from {folder}: {exc}") from None
+        raise CorruptArtifact(f"cannot load model from {folder}: {exc}; retrain it, or promote another "
+                              "version (detector-pipeline models, then promote VERSION)") from None
     if content_version(state, config) != config.get("version"):
-        raise CorruptArtifact(f"model in {folder} does not match its version id: the file was changed")
+        raise CorruptArtifact(f"model in {folder} does not match its version id {config.get('version')}: "
+                              "model.safetensors or config.json was changed; retrain it, or promote another version")
     return state, config

@@ -10,6 +10,8 @@ from detector_pipeline import label_stats as stats_lib
 from detector_pipeline import ablations, model_card, plots, registry, report, steps
 from detector_pipeline.artifacts import write_bytes_atomic
 from detector_pipeline.batches import combine_batches
+from detector_pipeline.consistency import require_same_labels
+from detector_pipeline.errors import ArtifactError, MismatchedInputs
 from detector_pipeline.configs import DetectorConfig, EmbedChunkConfig, EmbeddingChunksConfig, FeedConfig, SplitConfig
 from detector_pipeline.resources import PipelineSettings, git_commit
 from detector_pipeline.splits import group_column
@@ -80,6 +82,7 @@ def label_stats(training_labels: pd.DataFrame) -> dg.Output:
     result = {"all": stats_lib.label_stats(training_labels["ai_score"].to_numpy()),
               "train": stats_lib.label_stats(train_scores)}
     result["pos_weight"] = result["train"]["pos_weight"]
+    result["labels_version"] = steps.labels_version(training_labels)
     histogram = plots.score_histogram(training_labels["ai_score"].to_numpy())
     return dg.Output(result, metadata={
         "share_below_0_1": result["all"]["share_below_0_1"],
@@ -140,7 +143,8 @@ def _val_test_metadata(metrics: dict) -> dict:
 @dg.asset(group_name=GROUP, kinds={"scikitlearn", "safetensors"}, code_version="1")
 def probe_model(settings: PipelineSettings, training_labels: pd.DataFrame, embeddings: steps.EmbeddingSet) -> dg.Output:
     """Standardized, class-balanced logistic regression on the frozen embeddings."""
-    result = steps.fit_probe(training_labels, embeddings, settings.data / "models", settings.resolved_profile().seed)
+    require_same_labels(steps.labels_version(training_labels), embeddings=embeddings.labels_version)
+    result = steps.fit_probe(training_labels, embeddings, settings.data, settings.resolved_profile().seed)
     return dg.Output(result, metadata={"version": result["version"], "backbone": result["backbone_description"],
                                        "folder": dg.MetadataValue.path(result["folder"]),
                                        **_val_test_metadata(result["metrics"])})
@@ -152,25 +156,29 @@ def detector(context: dg.AssetExecutionContext, config: DetectorConfig, settings
              training_labels: pd.DataFrame, label_stats: dict) -> dg.Output:
     """The backbone fine-tuned end to end on native-resolution crops, soft-label BCE with pos_weight;
     the epoch with the best validation ROC-AUC is kept."""
+    require_same_labels(steps.labels_version(training_labels), label_stats=label_stats.get("labels_version"))
     profile = settings.resolved_profile()
     result = steps.train_detector(
-        training_labels, settings.data / "models", settings.data / "checkpoints", profile,
+        training_labels, settings.data, profile,
         label_stats["pos_weight"] if config.use_pos_weight else None, log=context.log.info,
         epochs=config.epochs, batch_size=config.batch_size, max_steps_per_epoch=config.max_steps_per_epoch,
         seed=config.seed, native_crops=config.native_crops, processes=config.processes,
         run_command=lambda argv: dg.PipesSubprocessClient().run(command=argv, context=context),
     )
-    promoted = registry.read_promoted(settings.data)
+    try:
+        promoted = registry.read_promoted(settings.data)
+    except ArtifactError:
+        promoted = None  # the gate check says why; the card records no parent
     card = steps.model_card_for(result, training_labels, run_id=context.run.run_id, git_commit=git_commit(),
                                 parent_version=promoted["version"] if promoted else None)
-    model_card.write_model_card(Path(result["folder"]), card)
+    model_card.write_model_card(registry.model_folder(settings.data, result), card)
     return dg.Output(result, metadata={
         "version": result["version"], "backbone": result["backbone_description"],
         "randomly_initialised": result["randomly_initialised"],
         "best_epoch": result["best_epoch"], "best_val_roc_auc": result["best_val_roc_auc"],
         "history": dg.MetadataValue.json(result["history"]),
         "folder": dg.MetadataValue.path(result["folder"]),
-        "model_card": dg.MetadataValue.path(str(Path(result["folder"]) / "model_card.md")),
+        "model_card": dg.MetadataValue.path(str(Path(result["folder"]) / "model_card.md")),  # in the data folder
         "parent_version": card["parent_version"] or "none",
         "label_batches": dg.MetadataValue.json({b["batch"]: b["data_version"] for b in card["batches"]}),
     })
@@ -188,10 +196,12 @@ def detector_beats_probe_on_validation(detector: dict, probe_model: dict, embedd
                                        training_labels: pd.DataFrame, settings: PipelineSettings) -> dg.AssetCheckResult:
     """Fine-tuning is only worth shipping if it does at least as well as the free baseline: the check fails
     when the probe ranks the validation split better beyond that split's noise."""
+    require_same_labels(steps.labels_version(training_labels), detector=detector["labels_version"],
+                        probe_model=probe_model["labels_version"], embeddings=embeddings.labels_version)
     profile = settings.resolved_profile()
     comparison = steps.compare_on_validation(
-        training_labels, steps.validation_scores(training_labels, detector, profile),
-        steps.validation_scores(training_labels, probe_model, profile, embeddings))
+        training_labels, steps.validation_scores(training_labels, detector, profile, settings.data),
+        steps.validation_scores(training_labels, probe_model, profile, settings.data, embeddings))
     return _gate_result(comparison, "the detector is not worse than the probe on validation",
                         "the probe ranks validation images better, beyond the validation noise",
                         probe_version=probe_model["version"])
@@ -201,17 +211,13 @@ def detector_beats_probe_on_validation(detector: dict, probe_model: dict, embedd
 def detector_not_worse_than_promoted(detector: dict, training_labels: pd.DataFrame,
                                      settings: PipelineSettings) -> dg.AssetCheckResult:
     """The candidate may only replace the promoted model if it is not worse on today's validation split
-    beyond the noise of that split."""
-    promoted = registry.read_promoted(settings.data)
-    if promoted is None or promoted["version"] == detector["version"]:
-        return dg.AssetCheckResult(passed=True, metadata={"why": "no other model is promoted"})
-    profile = settings.resolved_profile()
-    comparison = steps.compare_on_validation(
-        training_labels, steps.validation_scores(training_labels, detector, profile),
-        steps.validation_scores(training_labels, promoted, profile))
-    return _gate_result(comparison, "not worse than the promoted model beyond validation noise",
-                        "worse than the promoted model: the 95 % interval of the AUC difference is below zero",
-                        promoted_version=promoted["version"])
+    beyond the noise of that split. A promoted model that can't be loaded is treated as none (it can't
+    score the feed, so keeping it protects nothing; the candidate still has to pass the probe gate);
+    the metadata's "why" says so."""
+    require_same_labels(steps.labels_version(training_labels), detector=detector["labels_version"])
+    result = steps.compare_with_promoted(training_labels, detector, settings.resolved_profile(), settings.data)
+    metadata = {k: v for k, v in result.items() if v is not None and k != "passed"}
+    return dg.AssetCheckResult(passed=result["passed"], metadata=metadata)
 
 
 @dg.asset(group_name=GROUP, kinds={"onnx"}, code_version="1")
@@ -231,15 +237,20 @@ def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSetti
                       offtheshelf_baseline: dict) -> dg.Output:
     """ROC-AUC and PR-AUC of probe and detector on the held-out test split, an operating threshold chosen
     on validation; report.md/json on disk."""
+    version = steps.labels_version(training_labels)
+    require_same_labels(version, label_stats=label_stats.get("labels_version"), embeddings=embeddings.labels_version,
+                        probe_model=probe_model["labels_version"], detector=detector["labels_version"])
+    # offtheshelf_baseline is optional beside them: scored on another test split, the report leaves it out
+    # and says why (steps.evaluate).
     profile = settings.resolved_profile()
-    ablation_result = ablations.load(settings.data, steps.labels_version(training_labels))
+    ablation_result = ablations.load(settings.data, version)
     result, figures = steps.evaluate(training_labels, label_stats, embeddings, probe_model, detector, profile,
-                                     settings.target_precision,
+                                     settings.data, settings.target_precision,
                                      created_by={"run_id": context.run.run_id, "git_commit": git_commit(),
                                                  "profile": profile.name}, ablations=ablation_result,
                                      offtheshelf=offtheshelf_baseline)
     folder = report.write_report(settings.data / "reports", result, figures)
-    steps.add_test_metrics_to_card(Path(detector["folder"]), result)
+    steps.add_test_metrics_to_card(registry.model_folder(settings.data, detector), result)
     return dg.Output(result, metadata={
         "probe_test_roc_auc": result["probe"]["test"]["roc_auc"],
         "probe_test_pr_auc": result["probe"]["test"]["pr_auc"],
@@ -263,6 +274,9 @@ def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSetti
 def promoted_detector(context: dg.AssetExecutionContext, settings: PipelineSettings, detector: dict,
                       evaluation_report: dict) -> dg.Output:
     """The model the feed is scored with. Runs only when the detector's blocking gate checks passed."""
+    if evaluation_report["detector"]["version"] != detector["version"]:
+        raise MismatchedInputs(f"evaluation_report describes detector {evaluation_report['detector']['version']}, "
+                               f"not {detector['version']}: materialize evaluation_report again (job `report`)")
     record = registry.promote(settings.data, {
         "version": detector["version"], "folder": detector["folder"],
         "threshold": evaluation_report["operating_point"]["threshold"],
@@ -282,7 +296,8 @@ def feed_scores(context: dg.AssetExecutionContext, config: FeedConfig, settings:
 
     feed = Path(config.feed_dir or settings.feed_dir)
     out = settings.data / "scores" / promoted_detector["version"] / "feed_scores.parquet"
-    summary = score_to_parquet(Path(promoted_detector["folder"]), promoted_detector["threshold"], [feed], out,
+    summary = score_to_parquet(registry.model_folder(settings.data, promoted_detector), promoted_detector["threshold"],
+                               [feed], out,
                                batch_size=settings.resolved_profile().infer_batch_size, device=settings.device,
                                log=context.log.info)
     return dg.Output(summary, metadata={**{k: v for k, v in summary.items() if k != "output"},
@@ -295,10 +310,12 @@ def ablation_study(context: dg.AssetExecutionContext, settings: PipelineSettings
                    label_stats: dict, embeddings: steps.EmbeddingSet, probe_model: dict) -> dg.Output:
     """The article's three claims over several seeds. Costly (nine trainings): its own job, never part of
     a retrain; evaluation_report includes the result for the same labels."""
-    summary = steps.run_ablations(training_labels, label_stats, embeddings, probe_model,
-                                  settings.data / "models" / "ablations", settings.data / "checkpoints",
+    version = steps.labels_version(training_labels)
+    require_same_labels(version, label_stats=label_stats.get("labels_version"), embeddings=embeddings.labels_version,
+                        probe_model=probe_model["labels_version"])
+    summary = steps.run_ablations(training_labels, label_stats, embeddings, probe_model, settings.data,
                                   settings.resolved_profile(), log=context.log.info)
-    path = ablations.save(settings.data, steps.labels_version(training_labels), summary)
+    path = ablations.save(settings.data, version, summary)
     return dg.Output(summary, metadata={
         **{c["claim"]: c["verdict"] for c in summary["claims"]},
         "verdicts": dg.MetadataValue.md("\n".join(f"- {c['words']}" for c in summary["claims"])),

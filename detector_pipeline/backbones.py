@@ -46,6 +46,11 @@ class BackboneSpec:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def record(self) -> dict:
+        """As model records keep it: the weights file by name only, so no machine's path is recorded
+        (the weights folder is a setting of the machine that runs the pipeline)."""
+        return {**asdict(self), "file": Path(self.file).name if self.file else None}
+
 
 def create_backbone(spec: BackboneSpec, num_classes: int) -> torch.nn.Module:
     """num_classes=0 gives the pooled features (embeddings); 1 gives a single-logit classifier."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from detector_pipeline.labels import LabelsError, read_labels_table
+from detector_pipeline.labels import LabelsError, normalize_optional_columns, read_labels_table
 
 BASE_BATCH = "base"  # the configured labels file and images root
 READY_MARKER = "_READY"
@@ -77,10 +77,11 @@ def batch_problem(folder: Path) -> str | None:
 def combine_batches(loaded: "pd.DataFrame | dict[str, pd.DataFrame]") -> pd.DataFrame:
     """All batches as one table. Dagster's IO manager hands a bare table for a single upstream
     partition and a dict of them for several. An image labelled in two batches keeps its latest
-    label (batches are combined in name order, `base` first)."""
+    label (batches are combined in name order, `base` first). A column that only some batches have
+    is null on the others' rows."""
     if isinstance(loaded, pd.DataFrame):
         frames = [loaded]
     else:
         frames = [loaded[k] for k in sorted(loaded, key=lambda k: (k != BASE_BATCH, k))]
-    table = pd.concat(frames, ignore_index=True)
+    table = normalize_optional_columns(pd.concat(frames, ignore_index=True))
     return table.drop_duplicates("sha256", keep="last", ignore_index=True)

@@ -13,6 +13,20 @@ from detector_pipeline.metrics import grouped_bootstrap, interval, pr_auc, roc_a
 from detector_pipeline.report import at_threshold
 
 N_RESAMPLES = 200
+NOT_GIVEN = "(not given)"
+
+
+def known_real(test: pd.DataFrame) -> np.ndarray:
+    """Rows whose ground truth says real; rows without ground truth are neither real nor AI."""
+    if "is_ai" not in test.columns:
+        return np.zeros(len(test), dtype=bool)
+    return (test["is_ai"] == False).fillna(False).to_numpy(dtype=bool)  # noqa: E712 (nullable boolean)
+
+
+def known_ai(test: pd.DataFrame) -> np.ndarray:
+    if "is_ai" not in test.columns:
+        return np.zeros(len(test), dtype=bool)
+    return (test["is_ai"] == True).fillna(False).to_numpy(dtype=bool)  # noqa: E712 (nullable boolean)
 
 
 def with_interval(fn: Callable[[np.ndarray, np.ndarray], float | None], y: np.ndarray, s: np.ndarray,
@@ -36,8 +50,11 @@ def metrics_section(test: pd.DataFrame, train: pd.DataFrame, scores: dict[str, d
     section = {}
     for model, by_split in scores.items():
         entry = {"teacher": ranking_with_intervals(test["label"].to_numpy(), by_split["test"], groups_test)}
-        if "is_ai" in test.columns:
-            entry["ground_truth"] = ranking_with_intervals(test["is_ai"].astype(int).to_numpy(), by_split["test"], groups_test)
+        known = known_real(test) | known_ai(test)
+        if known.any():
+            entry["ground_truth"] = ranking_with_intervals(known_ai(test)[known].astype(int), by_split["test"][known],
+                                                           groups_test[known])
+            entry["ground_truth"]["rows_without_ground_truth"] = int((~known).sum())
         if "train" in by_split:
             train_auc = roc_auc(train["label"].to_numpy(), by_split["train"])
             test_auc = entry["teacher"]["roc_auc"]["value"]
@@ -109,7 +126,8 @@ def slice_metrics(test: pd.DataFrame, scores: np.ndarray, threshold: float, by: 
     threshold (the false-positive rate is what a real-only slice can say)."""
     rows = []
     y_all = test[truth].astype(int).to_numpy()
-    for value, index in test.groupby(by, sort=True).indices.items():
+    keys = test[by].astype(object).where(test[by].notna(), NOT_GIVEN)
+    for value, index in test.groupby(keys, sort=True).indices.items():
         y, s = y_all[index], scores[index]
         rates = at_threshold(y, s, threshold)
         rows.append({by: str(value), "n": int(len(y)), "positives": int(y.sum()), "roc_auc": roc_auc(y, s),
@@ -123,14 +141,14 @@ def family_vs_real(test: pd.DataFrame, scores: np.ndarray, threshold: float) -> 
     number, and for a family held out of training, the cross-generator number."""
     if "family" not in test.columns or "is_ai" not in test.columns:
         return []
-    real = ~test["is_ai"].astype(bool).to_numpy()
-    held_out = set(test.loc[test.get("family_held_out", pd.Series(False, index=test.index)).astype(bool), "family"])
+    real, family = known_real(test), test["family"].astype(object).where(test["family"].notna(), NOT_GIVEN)
+    held_out = set(family[test.get("family_held_out", pd.Series(False, index=test.index)).astype(bool).to_numpy()])
     rows = []
-    for family in sorted(set(test.loc[~real, "family"])):
-        mask = real | (test["family"] == family).to_numpy()
+    for name in sorted(set(family[known_ai(test)])):
+        mask = real | (known_ai(test) & (family == name).to_numpy())
         y = (~real[mask]).astype(int)
         s = scores[mask]
-        rows.append({"family": family, "held_out_of_training": family in held_out, "n_ai": int(y.sum()),
+        rows.append({"family": name, "held_out_of_training": name in held_out, "n_ai": int(y.sum()),
                      "n_real": int(real.sum()), "roc_auc": roc_auc(y, s), "pr_auc": pr_auc(y, s),
                      "tpr_at_threshold": at_threshold(y, s, threshold)["recall"]})
     return rows

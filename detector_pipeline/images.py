@@ -1,5 +1,8 @@
 """Decoding images safely: bombs refused before decoding, every mode converted to RGB, EXIF applied."""
 
+import io
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -13,23 +16,42 @@ class BadImage(ValueError):
     """An image that can't be used; the message is the quarantine reason."""
 
 
-def inspect_image(path: Path) -> tuple[int, int]:
-    """(width, height) after EXIF rotation, checking the file fully decodes; BadImage otherwise."""
-    image = open_rgb(path)
-    return image.size
+_NOT_REGULAR = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+                stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder"}
+
+
+def read_regular_file(path: Path) -> bytes:
+    """A file's bytes. Opened without blocking and checked on the open descriptor: a FIFO, socket or
+    device is refused (BadImage), never waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise BadImage("missing file") from None
+    except OSError as exc:  # a socket can't be opened at all (ENXIO)
+        raise BadImage(f"not a regular file: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise BadImage(f"not a regular file: {_NOT_REGULAR.get(stat.S_IFMT(mode), 'a special file')}")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
 
 
 def open_rgb(path: Path) -> Image.Image:
     """The image as 8-bit RGB, upright per its EXIF orientation."""
-    try:
-        if path.stat().st_size == 0:
-            raise BadImage("empty file")
-    except FileNotFoundError:
-        raise BadImage("missing file") from None
+    return decode_rgb(read_regular_file(path))
+
+
+def decode_rgb(data: bytes) -> Image.Image:
+    """Encoded bytes as 8-bit RGB, upright per the EXIF orientation; BadImage when unusable."""
+    if not data:
+        raise BadImage("empty file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
                 if width * height > MAX_PIXELS:
                     raise BadImage(f"decompression bomb: {width}x{height} declared")

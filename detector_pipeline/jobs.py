@@ -1,11 +1,21 @@
-"""The jobs: retrain on a label batch, retrain from the labels already in, score the feed."""
+"""The jobs: validate a label batch, retrain on a label batch, retrain from the labels already in, score
+the feed."""
 
 import dagster as dg
 
 from detector_pipeline.assets import TRAINING_ASSETS, ablation_study, evaluation_report, feed_scores, teacher_labels
 
-# deploy/dagster.yaml limits runs with this tag to one at a time: two retrains never train at once.
+# deploy/dagster.yaml and deploy/dagster.local.yaml limit runs with this tag to one at a time: two
+# retrains never train at once.
 RETRAIN_TAGS = {"detector_pipeline/retrain": "true"}
+VALIDATE_TAGS = {"detector_pipeline/validate": "true"}
+
+validate_batch_job = dg.define_asset_job(
+    "validate_batch", selection=dg.AssetSelection.assets(teacher_labels), tags=VALIDATE_TAGS,
+    description="Validate one label batch (a partition): quarantine bad rows, assign splits. The sensor runs "
+                "one per new batch, then one retrain for all batches validated meanwhile.",
+    executor_def=dg.in_process_executor,  # one cheap step: a process of its own would cost more than the work
+)
 
 retrain_on_batch_job = dg.define_asset_job(
     "retrain_on_batch", selection=dg.AssetSelection.assets(*TRAINING_ASSETS),

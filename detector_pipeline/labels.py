@@ -8,14 +8,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from detector_pipeline.images import BadImage, inspect_image
+from detector_pipeline.errors import BadInput
+from detector_pipeline.images import BadImage, decode_rgb, read_regular_file
 from detector_pipeline.safe_paths import UnsafePath, resolve_inside
 
 REQUIRED_COLUMNS = ("image_path", "ai_score")
 QUARANTINE_COLUMNS = ["row", "image_path", "reason"]
+# Optional columns may be missing from any batch or null on any row. A flag that is not given is False;
+# the ground truth that is not given is unknown (pandas' nullable boolean), never guessed.
+OPTIONAL_FLAGS = ("family_held_out",)
+GROUND_TRUTH = "is_ai"
 
 
-class LabelsError(ValueError):
+class LabelsError(BadInput, ValueError):
     """A problem with the whole batch (unreadable file, missing column): nothing can be processed."""
 
 
@@ -79,6 +84,18 @@ def validate_labels(table: pd.DataFrame, root: Path, workers: int = 4) -> Valida
     return ValidatedLabels(accepted.reset_index(drop=True), quarantined)
 
 
+def normalize_optional_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The optional columns in one form whichever batches they came from (see OPTIONAL_FLAGS)."""
+    for column in OPTIONAL_FLAGS:
+        if column in table.columns:
+            table[column] = table[column].astype(object).where(table[column].notna(), False).astype(bool)
+    if GROUND_TRUTH in table.columns:
+        known = table[GROUND_TRUTH].notna()
+        values = table[GROUND_TRUTH].astype(object).where(known, None)
+        table[GROUND_TRUTH] = pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
+    return table
+
+
 def load_labels(labels_path: Path, root: Path) -> ValidatedLabels:
     return validate_labels(read_labels_table(labels_path), root)
 
@@ -101,20 +118,13 @@ def _score_problem(score: object) -> str | None:
 
 def _check_image(path: Path) -> tuple[str, int, int] | str:
     try:
-        width, height = inspect_image(path)
-        return file_sha256(path), width, height
+        data = read_regular_file(path)  # one read: the hash and the decoded size from the same bytes
+        width, height = decode_rgb(data).size
+        return hashlib.sha256(data).hexdigest(), width, height
     except BadImage as exc:
         return str(exc)
     except OSError as exc:
         return f"unreadable file: {exc.strerror or exc}"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _duplicate_problems(table: pd.DataFrame, facts: dict[int, tuple[str, int, int]]) -> dict[int, str]:
@@ -137,7 +147,9 @@ def _duplicate_problems(table: pd.DataFrame, facts: dict[int, tuple[str, int, in
     return problems
 
 
-def _printable(path: object) -> str:
+def _printable(path: object) -> str | None:
+    if path is None or (isinstance(path, float) and math.isnan(path)):
+        return None  # JSON null, never the string "nan" (a file may be named that)
     if isinstance(path, bytes):
         return path.decode("utf-8", errors="backslashreplace")
     if isinstance(path, str):

@@ -3,6 +3,8 @@ the Dagster instance's records (provenance tags), not file timestamps."""
 
 import dagster as dg
 
+from detector_pipeline.errors import NotFound
+
 DETECTOR = dg.AssetKey("detector")
 TRAINING_LABELS = dg.AssetKey("training_labels")
 TEACHER_LABELS = dg.AssetKey("teacher_labels")
@@ -29,7 +31,8 @@ def lineage(instance: dg.DagsterInstance, version: str) -> dict:
                             if r.asset_materialization.metadata.get("version")
                             and r.asset_materialization.metadata["version"].value == version), None)
     if detector_record is None:
-        raise LookupError(f"no materialization of detector with version {version!r} in this Dagster instance")
+        raise NotFound(f"no materialization of detector version {version!r} in this Dagster instance "
+                       "(DAGSTER_HOME): see `detector-pipeline models` for the versions trained")
     tags = detector_record.asset_materialization.tags
     inputs = {}
     for tag, value in tags.items():
@@ -67,7 +70,7 @@ def lineage_text(walk: dict) -> str:
     d = walk["detector"]
     lines = [f"detector {walk['version']}",
              f"  materialized by run {d['run_id']} (code version {d['code_version']}, data version {d['data_version']})",
-             f"  model card: {walk['model_card']}"]
+             f"  model card: {walk['model_card']} (in the data folder)"]
     for asset, info in sorted(walk["inputs"].items()):
         lines.append(f"  <- {asset}: materialization {info['storage_id']}, data version {info['data_version']}")
     t = walk["training_labels"]

@@ -1,5 +1,6 @@
 """Scoring a feed with a saved detector: streaming, batched, with progress; a parquet of decisions."""
 
+import hashlib
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -12,8 +13,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from detector_pipeline import artifacts
 from detector_pipeline.backbones import BackboneSpec, create_backbone
 from detector_pipeline.device import pick_device, to_device
-from detector_pipeline.images import BadImage, open_rgb
-from detector_pipeline.labels import file_sha256
+from detector_pipeline.images import BadImage, decode_rgb, read_regular_file
 from detector_pipeline.training import TrainSettings, batch_normalizer, image_transform
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -27,7 +27,7 @@ def iter_inputs(inputs: Iterable[str | Path]) -> Iterator[Path]:
     for item in map(Path, inputs):
         if item.is_dir():
             yield from (p for p in sorted(item.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif item.suffix == ".parquet":
+        elif item.suffix == ".parquet" and item.is_file():  # anything else becomes an error row, unopened
             for batch in pq.ParquetFile(item).iter_batches(columns=["image_path"], batch_size=4096):
                 for value in batch.column(0).to_pylist():
                     path = Path(value)
@@ -58,8 +58,10 @@ class DecodedInputs(IterableDataset):
                 yield self._decode(path)
 
     def _decode(self, path: Path):
+        """One read: the hash and the pixels come from the same bytes."""
         try:
-            return str(path), file_sha256(path), self.transform(open_rgb(path)), None
+            data = read_regular_file(path)
+            return str(path), hashlib.sha256(data).hexdigest(), self.transform(decode_rgb(data)), None
         except (BadImage, OSError) as exc:
             return str(path), None, None, str(exc)
 

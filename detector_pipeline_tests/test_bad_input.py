@@ -141,9 +141,11 @@ def test_valid_odd_images_are_converted_correctly(tmp_path):
     assert abs(int(gray16.max()) - 47980 // 256) <= 1 and gray16.min() == 0  # scaled from 16 bits, not clipped
 
 
+# No subnormal floats: a training test earlier in the same process flushes denormals (device.py), and
+# Hypothesis then can't draw them.
 @settings(max_examples=60, deadline=None)
-@given(scores=st.lists(st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=3),
-                                 st.booleans()), min_size=1, max_size=20),
+@given(scores=st.lists(st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False),
+                                 st.text(max_size=3), st.booleans()), min_size=1, max_size=20),
        paths=st.lists(st.one_of(st.none(), st.sampled_from(["ok.png", "../x.png", "/etc/passwd", "nope.png", ""]),
                                 st.text(max_size=10)), min_size=1, max_size=20))
 def test_labels_parsing_conserves_rows_and_accepts_only_valid_scores(tmp_path_factory, scores, paths):

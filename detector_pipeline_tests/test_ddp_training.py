@@ -32,7 +32,7 @@ def _train_on_two_processes(instance, tiny_settings):  # noqa: F811
     assert [h["epoch"] for h in detector["history"]] == [0, 1]
     assert detector["best_val_roc_auc"] is not None
     # The saved weights load into the model (verified against their version) and give finite scores.
-    state, config = artifacts.load_model_files(Path(detector["folder"]))
+    state, config = artifacts.load_model_files(Path(tiny_settings.data_dir) / detector["folder"])
     assert config["version"] == detector["version"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     # Rank 0's log lines reached the Dagster run through Pipes.

@@ -11,12 +11,17 @@ from detector_pipeline.batches import BASE_BATCH
 from detector_pipeline.resources import PipelineSettings
 
 
+def settings_for(labels: Path, tmp_path: Path) -> PipelineSettings:
+    """The tiny profile on these labels, everything the pipeline writes under tmp_path."""
+    return PipelineSettings(profile="tiny", labels_path=str(labels), images_root=str(labels.parent),
+                            data_dir=str(tmp_path / "artifacts"), weights_dir=str(tmp_path / "weights"),
+                            incoming_dir=str(tmp_path / "incoming"), feed_dir=str(labels.parent / "img"),
+                            device="cpu")
+
+
 @pytest.fixture
 def tiny_settings(tiny_dataset: Path, tmp_path: Path) -> PipelineSettings:
-    return PipelineSettings(profile="tiny", labels_path=str(tiny_dataset), images_root=str(tiny_dataset.parent),
-                            data_dir=str(tmp_path / "artifacts"), weights_dir=str(tmp_path / "weights"),
-                            incoming_dir=str(tmp_path / "incoming"), feed_dir=str(tiny_dataset.parent / "img"),
-                            device="cpu")
+    return settings_for(tiny_dataset, tmp_path)
 
 
 def materialize_base(settings: PipelineSettings, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
@@ -52,7 +57,8 @@ def test_whole_chain_materializes_and_writes_the_report(tiny_settings: PipelineS
 
     # Every model file was written as safetensors + JSON at a content-addressed path, with a model card.
     detector = result.output_for_node("detector")
-    folder = Path(detector["folder"])
+    folder = data_dir / detector["folder"]
+    assert not Path(detector["folder"]).is_absolute()
     assert (folder / "model.safetensors").exists() and (folder / "config.json").exists()
     assert folder.name == detector["version"]
     card = json.loads((folder / "model_card.json").read_text())

@@ -43,3 +43,30 @@ def test_inputs_can_be_files_folders_and_parquets(tmp_path):
     listed = list(iter_inputs([labels, labels.parent / "img", labels.parent / "img" / "000.png"]))
     assert len(listed) == 9
     assert listed[0] == labels.parent / "img" / "000.png"
+
+
+def test_special_files_never_block_and_get_an_error_row(tmp_path):
+    """A FIFO named directly (or as a 'parquet') would block a plain open() forever; a device would be
+    read without end. Each gets an error row, and a FIFO inside a folder is not listed at all."""
+    import os
+    import signal
+
+    feed = tmp_path / "feed"
+    labels = write_tiny_dataset(feed, n=2)
+    fifo, fifo_parquet = tmp_path / "pipe.jpg", tmp_path / "pipe.parquet"
+    os.mkfifo(fifo)
+    os.mkfifo(fifo_parquet)
+    os.mkfifo(labels.parent / "img" / "inside.png")
+    signal.alarm(60)  # a regression would hang here: fail the test instead
+    try:
+        out = tmp_path / "scores.parquet"
+        summary = score_to_parquet(_saved_detector(tmp_path), 0.5, [fifo, fifo_parquet, "/dev/zero", labels.parent / "img"],
+                                   out, batch_size=4, device="cpu", log=lambda _: None)
+    finally:
+        signal.alarm(0)
+    scores = pd.read_parquet(out)
+    assert summary["images"] == 5 and summary["error"] == 3
+    errors = dict(zip(scores["path"], scores["error"]))
+    assert errors[str(fifo)] == errors[str(fifo_parquet)] == "not a regular file: a FIFO"
+    assert errors["/dev/zero"] == "not a regular file: a character device"
+    assert scores["error"].isna().sum() == 2
