@@ -7,6 +7,7 @@ import json
 import re
 
 import dagster as dg
+import pytest
 import yaml
 from dagster_k8s import k8s_job_executor
 from dagster_k8s.job import UserDefinedDagsterK8sConfig
@@ -53,6 +54,17 @@ def test_helm_values_parse_and_use_the_k8s_run_launcher_and_the_image_module():
     assert deployment["dagsterApiGrpcArgs"] == ["-m", "detector_pipeline.definitions"]
     limits = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
     assert {"key": "detector_pipeline/retrain", "limit": 1} in limits
+
+
+@pytest.mark.parametrize("instance_file", ["dagster.yaml", "dagster.local.yaml"])
+def test_every_instance_queues_runs_with_one_retrain_at_a_time(instance_file):
+    """The shared instance and the one `make ui` / `make demo` create hold the same run-queue limits."""
+    settings = yaml.safe_load((DEPLOY / instance_file).read_text())
+    assert settings["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    limits = settings["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {"key": "detector_pipeline/retrain", "limit": 1} in limits
+    assert {"key": "detector_pipeline/validate", "limit": 2} in limits
+    assert settings["concurrency"]["pools"]["default_limit"] == 1
 
 
 def test_dockerfile_copies_what_exists_and_serves_the_definitions():
