@@ -29,7 +29,7 @@ def _table_metadata(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
     return dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "_none_")
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"}, code_version="2", partitions_def=label_batches)
+@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"}, code_version="3", partitions_def=label_batches)
 def teacher_labels(context: dg.AssetExecutionContext, config: SplitConfig, settings: PipelineSettings) -> dg.Output:
     """One label batch, validated: bad rows quarantined with a reason, a group-wise split."""
     batch = context.partition_key
@@ -55,7 +55,7 @@ def teacher_labels(context: dg.AssetExecutionContext, config: SplitConfig, setti
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas"}, code_version="1")
+@dg.asset(group_name=GROUP, kinds={"pandas"}, code_version="2")
 def training_labels(teacher_labels) -> dg.Output:
     """Every label batch as one table; an image labelled twice keeps its latest label."""
     table = combine_batches(teacher_labels)
@@ -75,7 +75,7 @@ def no_source_in_two_splits(training_labels: pd.DataFrame) -> dg.AssetCheckResul
     return dg.AssetCheckResult(passed=leaking.empty, metadata={"groups": len(per_group), "leaking_groups": len(leaking)})
 
 
-@dg.asset(group_name=GROUP, kinds={"python"}, code_version="1")
+@dg.asset(group_name=GROUP, kinds={"python"}, code_version="2")
 def label_stats(training_labels: pd.DataFrame) -> dg.Output:
     """Share of scores below 0.1 and at or above 0.5, and pos_weight = (1 - p) / p, from the train split."""
     train_scores = training_labels.loc[training_labels["split"] == "train", "ai_score"].to_numpy()
@@ -126,7 +126,7 @@ def merge_embedding_chunks(settings: PipelineSettings, training_labels: pd.DataF
     })
 
 
-@dg.graph_asset(group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="2")
+@dg.graph_asset(group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="3")
 def embeddings(training_labels):
     """Frozen-backbone embeddings per image, cached by content hash and backbone: only new images
     are embedded, in parallel chunks (steps of the multiprocess executor here, pods under
@@ -140,7 +140,7 @@ def _val_test_metadata(metrics: dict) -> dict:
             if metrics[split][name] is not None}
 
 
-@dg.asset(group_name=GROUP, kinds={"scikitlearn", "safetensors"}, code_version="1")
+@dg.asset(group_name=GROUP, kinds={"scikitlearn", "safetensors"}, code_version="2")
 def probe_model(settings: PipelineSettings, training_labels: pd.DataFrame, embeddings: steps.EmbeddingSet) -> dg.Output:
     """Standardized, class-balanced logistic regression on the frozen embeddings."""
     require_same_labels(steps.labels_version(training_labels), embeddings=embeddings.labels_version)
@@ -220,7 +220,7 @@ def detector_not_worse_than_promoted(detector: dict, training_labels: pd.DataFra
     return dg.AssetCheckResult(passed=result["passed"], metadata=metadata)
 
 
-@dg.asset(group_name=GROUP, kinds={"onnx"}, code_version="1")
+@dg.asset(group_name=GROUP, kinds={"onnx"}, code_version="2")
 def offtheshelf_baseline(context: dg.AssetExecutionContext, settings: PipelineSettings,
                          training_labels: pd.DataFrame) -> dg.Output:
     """Downloaded AI-vs-real detectors scored on the test split, to stand beside the models trained here."""
@@ -231,7 +231,7 @@ def offtheshelf_baseline(context: dg.AssetExecutionContext, settings: PipelineSe
                     else f"not available: {r['reason']}") for r in result["detectors"]})
 
 
-@dg.asset(group_name=GROUP, kinds={"scikitlearn", "markdown"}, code_version="3")
+@dg.asset(group_name=GROUP, kinds={"scikitlearn", "markdown"}, code_version="4")
 def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSettings, training_labels: pd.DataFrame,
                       label_stats: dict, embeddings: steps.EmbeddingSet, probe_model: dict, detector: dict,
                       offtheshelf_baseline: dict) -> dg.Output:
@@ -270,7 +270,7 @@ def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSetti
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"json"}, code_version="1")
+@dg.asset(group_name=GROUP, kinds={"json"}, code_version="2")
 def promoted_detector(context: dg.AssetExecutionContext, settings: PipelineSettings, detector: dict,
                       evaluation_report: dict) -> dg.Output:
     """The model the feed is scored with. Runs only when the detector's blocking gate checks passed."""
@@ -304,7 +304,7 @@ def feed_scores(context: dg.AssetExecutionContext, config: FeedConfig, settings:
                                         "output": dg.MetadataValue.path(summary["output"])})
 
 
-@dg.asset(group_name="ablations", kinds={"pytorch"}, code_version="1", pool=GPU_POOL,
+@dg.asset(group_name="ablations", kinds={"pytorch"}, code_version="2", pool=GPU_POOL,
           op_tags=GPU_STEP_TAGS)
 def ablation_study(context: dg.AssetExecutionContext, settings: PipelineSettings, training_labels: pd.DataFrame,
                    label_stats: dict, embeddings: steps.EmbeddingSet, probe_model: dict) -> dg.Output:

@@ -139,5 +139,6 @@ def list_models(data_dir: Path) -> list[dict]:
     if promoted and promoted["version"] not in {r["version"] for r in rows}:
         rows.append({"version": promoted["version"], "status": "missing", "backbone": None, "val_roc_auc": None,
                      "test_roc_auc": None, "test_pr_auc": None, "labels_version": None,
-                     "run_id": promoted.get("run_id"), "created": promoted.get("promoted_at", "")[:16].replace("T", " ")})
+                     "run_id": promoted.get("run_id"),
+                     "created": promoted.get("promoted_at", "")[:16].replace("T", " ")})
     return sorted(rows, key=lambda r: r["created"])

@@ -78,4 +78,5 @@ def _coalesced_retrain(instance: dg.DagsterInstance, validated: dict[str, str], 
     key = retrain_key(validated)
     if not decision.retrain or key == last_key:
         return None, "no new complete batch"
-    return dg.RunRequest(job_name=retrain_job.name, run_key=key, tags={"retrain_reason": decision.why[:200]}), decision.why
+    request = dg.RunRequest(job_name=retrain_job.name, run_key=key, tags={"retrain_reason": decision.why[:200]})
+    return request, decision.why
