@@ -21,14 +21,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from detector_pipeline import artifacts
-from detector_pipeline.backbones import BackboneSpec, WeightsUnavailable, create_backbone, data_config
-from detector_pipeline.datasets import ImageFiles, make_loader
-from detector_pipeline.device import autocast_dtype, pick_device, to_device
-from detector_pipeline.embeddings import add_to_cache, cache_file, embed_files, embed_with_cache, read_cache
-from detector_pipeline.profiles import Profile
-from detector_pipeline.scoring import score_to_parquet
-from detector_pipeline.training import TrainSettings, batch_normalizer, image_transform, init_binary_head, train_step
+from detector_pipeline.config.device import autocast_dtype, pick_device, to_device
+from detector_pipeline.config.profiles import Profile
+from detector_pipeline.data.datasets import ImageFiles, make_loader
+from detector_pipeline.models.backbones import BackboneSpec, WeightsUnavailable, create_backbone, data_config
+from detector_pipeline.models.embeddings import add_to_cache, cache_file, embed_files, embed_with_cache, read_cache
+from detector_pipeline.registry import artifacts
+from detector_pipeline.tasks.scoring import score_to_parquet
+from detector_pipeline.training.loop import init_binary_head, train_step
+from detector_pipeline.training.settings import TrainSettings
 
 STAGES = ("embedding", "training", "scoring")
 
@@ -39,14 +40,14 @@ class BenchPlan:
     paths: tuple[str, ...]  # the image files, in the order they are read
     device: str = "auto"
     model_only_batches: int = 10
-    # CPU steps keep getting faster for several batches (the allocator settles: glibc raises its mmap
-    # threshold as large blocks are freed), so model-only figures after 2 warm-up batches read low.
+    # CPU steps keep getting faster for several batches while the allocator settles (glibc raises its
+    # mmap threshold as large blocks are freed): measuring earlier reads low (README: Performance).
     warmup_batches: int = 6
     # Scoring reads the sample this many times over: loading the model is a fixed cost that a real feed
     # of thousands of images amortizes; on 128 images it would dominate.
     scoring_repeats: int = 4
-    # Training steps on 2 CPU cores vary by ±15 % from one to the next: a single epoch of the sample
-    # (4 steps at batch 32) is too few to compare with the model-only median.
+    # Training steps on a small CPU vary from one to the next: one epoch of the sample is too few
+    # steps to compare with the model-only median.
     training_epochs: int = 4
     memory_images: int = 32  # memory check: the stage on this many images, then on memory_factor times as many
     memory_factor: int = 10
@@ -202,9 +203,10 @@ def _training(plan: BenchPlan, paths, model_only: bool = True) -> dict:
     y = torch.rand(settings.batch_size, device=device)
 
     scores = np.random.default_rng(0).random(len(paths))
-    loader = make_loader(ImageFiles([Path(p) for p in paths], scores, image_transform(settings, train=True)),
+    preprocessing = settings.preprocessing(spec.architecture)
+    loader = make_loader(ImageFiles([Path(p) for p in paths], scores, preprocessing.transform(train=True)),
                          settings.batch_size, settings.num_workers, device, shuffle=True)
-    normalize = batch_normalizer(model, device)
+    normalize = preprocessing.normalizer(device)
 
     def epochs():
         for _ in range(plan.training_epochs):

@@ -8,12 +8,19 @@ import os
 
 import dagster as dg
 
-from detector_pipeline.assets import ASSETS, CHECKS
-from detector_pipeline.jobs import (ablations_job, report_job, retrain_job, retrain_on_batch_job, score_feed_job,
-                                   validate_batch_job)
-from detector_pipeline.resources import PipelineSettings
-from detector_pipeline.schedules import nightly_retrain
-from detector_pipeline.sensors import new_label_batches
+from detector_pipeline.defs.assets import ASSETS, CHECKS
+from detector_pipeline.defs.jobs import (
+    ablations_job,
+    report_job,
+    retrain_job,
+    retrain_on_batch_job,
+    score_feed_job,
+    validate_batch_job,
+)
+from detector_pipeline.defs.resources import PipelineSettings
+from detector_pipeline.defs.schedules import nightly_retrain
+from detector_pipeline.defs.sensors import new_label_batches
+
 
 def executor() -> dg.ExecutorDefinition:
     choice = os.environ.get("DETECTOR_EXECUTOR", "multiprocess")

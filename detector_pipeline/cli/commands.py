@@ -1,0 +1,117 @@
+"""The plain commands: no Dagster is imported, so they start fast and run where it is not installed."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from detector_pipeline.cli.paths import data_dir
+from detector_pipeline.errors import ArtifactError, BadInput
+from detector_pipeline.locations import PROJECT_ROOT
+
+
+def demo_build(args) -> int:
+    from detector_pipeline.demo_data.build import build
+
+    build(Path(args.out), Path(args.scratch), args.seed)
+    return 0
+
+
+def weights_fetch(args) -> int:
+    from detector_pipeline.models.offline_weights import fetch_offline_weights
+
+    for path in fetch_offline_weights(Path(args.dir)):
+        print(path)
+    return 0
+
+
+def models(args) -> int:
+    from detector_pipeline.registry.pointer import list_models
+
+    rows = list_models(data_dir())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no detector has been trained yet")
+        return 0
+    fmt = lambda v: "   -  " if v is None else f"{v:.3f}"  # noqa: E731
+    print(f"{'version':18s} {'status':13s} {'val ROC':>7s} {'test ROC':>8s} {'test PR':>7s}  {'created':16s}  backbone")
+    for r in rows:
+        print(f"{r['version']:18s} {r['status']:13s} {fmt(r['val_roc_auc']):>7s} {fmt(r['test_roc_auc']):>8s} "
+              f"{fmt(r['test_pr_auc']):>7s}  {r['created']:16s}  {r['backbone']}")
+    return 0
+
+
+def score(args) -> int:
+    from detector_pipeline.registry.pointer import promoted_model
+    from detector_pipeline.tasks.scoring import score_to_parquet
+
+    promoted, folder = promoted_model(data_dir())
+    threshold = args.threshold if args.threshold is not None else promoted["threshold"]
+    if not 0.0 <= threshold <= 1.0:
+        raise BadInput(f"--threshold {threshold} is outside [0, 1]")
+    log = (lambda m: print(m, file=sys.stderr)) if not args.quiet else (lambda m: None)
+    summary = score_to_parquet(folder, threshold, args.paths, Path(args.out), batch_size=args.batch_size, log=log)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def promote(args) -> int:
+    """Through the gate's comparison with the promoted model on the current validation split (the
+    training_labels in the Dagster instance), or --force with a reason that the history keeps."""
+    from detector_pipeline.cli.runs import check_against_promoted
+    from detector_pipeline.registry import pointer as registry
+    from detector_pipeline.registry.artifacts import load_model_files
+
+    data = data_dir()
+    candidate, card = registry.detector_record(data, args.version)
+    threshold = (card.get("operating_point") or {}).get("threshold")
+    if threshold is None:
+        raise ArtifactError(f"detector {args.version} has no evaluation report yet, so no operating threshold: "
+                            "materialize evaluation_report for it first (job `report`)")
+    load_model_files(registry.model_folder(data, candidate.folder))  # verified: a changed file is never promoted
+    if args.force is None:
+        verdict = check_against_promoted(data, candidate)
+        print(f"gate: {verdict['why']}")
+    record = registry.promote(data, {
+        "version": args.version, "folder": candidate.folder, "threshold": threshold,
+        "operating_point": card["operating_point"], "report": card.get("report"),
+        "run_id": None, "promoted_by": "detector-pipeline promote"}, forced=args.force)
+    print(f"promoted detector: {record['version']} (previous: {record['previous_version'] or 'none'}"
+          f"{', forced: ' + args.force if args.force is not None else ''})")
+    return 0
+
+
+def validate(args) -> int:
+    from detector_pipeline.data.labels import load_labels
+
+    result = load_labels(Path(args.labels), Path(args.root))
+    if args.json:
+        print(json.dumps({"accepted": len(result.accepted),
+                          "quarantined": result.quarantined.to_dict(orient="records")}, default=str))
+    else:
+        print(f"{len(result.accepted)} accepted, {len(result.quarantined)} quarantined of {result.n_input} rows")
+        for row in result.quarantined.itertuples(index=False):
+            print(f"  row {row.row}: {row.image_path!r}: {row.reason}")
+    return 0
+
+
+def bench(args) -> int:
+    from detector_pipeline.bench import BenchPlan, run_bench, sample_images
+    from detector_pipeline.config.profiles import get_profile
+
+    weights = Path(os.environ.get("DETECTOR_WEIGHTS_DIR", PROJECT_ROOT / "data/weights"))
+    profile = get_profile(args.profile, weights).with_overrides(num_workers=args.num_workers, amp=args.amp)
+    labels = Path(os.environ.get("DETECTOR_LABELS", PROJECT_ROOT / "data/demo/labels.parquet"))
+    root = Path(os.environ.get("DETECTOR_IMAGES_ROOT", labels.parent))
+    paths = tuple(sample_images(labels, root, args.images))
+    log = (lambda _: None) if args.json else (lambda line: print(line, file=sys.stderr))
+    results = run_bench(BenchPlan(profile, paths, device=args.device, memory_images=args.memory_images), log=log)
+    from detector_pipeline.registry.artifacts import write_json_atomic
+
+    write_json_atomic(Path(args.out), results)
+    print(json.dumps(results, indent=2) if args.json else f"wrote {args.out}")
+    return 0
+
+

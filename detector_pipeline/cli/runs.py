@@ -1,0 +1,163 @@
+"""The commands that run or read Dagster: init, run, ablations, lineage, and promote's gate comparison.
+They import Dagster when called; the plain commands (commands.py) never do."""
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from detector_pipeline.cli.paths import data_dir
+from detector_pipeline.errors import ArtifactError, PromotionRefused
+
+
+def dagster_instance():
+    import dagster as dg
+
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def run_outcome(result) -> tuple[list[str], list[str]]:
+    """(refusals, errors) of a finished run: a blocking gate check that failed is a refusal; a step or
+    check that raised is an error."""
+    refusals, errors = [], []
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.asset_check_evaluation_data.passed:
+            check = event.asset_check_evaluation_data
+            why = check.metadata.get("why")
+            refusals.append(f"check {check.check_name} failed: {why.value if why else ''}")
+        elif event.is_step_failure:
+            error = event.step_failure_data.error
+            if error is None or error.cls_name != "DagsterAssetCheckFailedError":  # the refusal, said above
+                while error is not None and error.cause is not None:  # the user code's error, not Dagster's wrapper
+                    error = error.cause
+                errors.append(f"step {event.step_key} errored: {one_line(error.message if error else event.message)}")
+    return refusals, errors
+
+
+def one_line(message: str) -> str:
+    lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def print_failures(result) -> None:
+    refusals, errors = run_outcome(result)
+    for line in refusals + errors:
+        print(f"  {line}", file=sys.stderr)
+
+
+def register_base(instance) -> None:
+    from detector_pipeline.data.batches import BASE_BATCH
+
+    if not instance.has_dynamic_partition("label_batches", BASE_BATCH):
+        instance.add_dynamic_partitions("label_batches", [BASE_BATCH])
+
+
+def init(args) -> int:
+    """Register the base labels as the first label batch in the Dagster instance (DAGSTER_HOME)."""
+    register_base(dagster_instance())
+    print("label batch 'base' registered")
+    return 0
+
+
+def run(args) -> int:
+    """Validate the base labels (partition `base` of teacher_labels) and retrain everything downstream,
+    in-process, against the Dagster instance in DAGSTER_HOME: `make ui` then shows the run."""
+    if args.profile:
+        os.environ["DETECTOR_PROFILE"] = args.profile
+
+    from detector_pipeline.data.batches import BASE_BATCH
+    from detector_pipeline.definitions import defs
+
+    instance = dagster_instance()
+    register_base(instance)
+    started = time.time()
+    result = defs.resolve_job_def("retrain_on_batch").execute_in_process(
+        instance=instance, partition_key=BASE_BATCH, raise_on_error=False)
+    refusals, errors = run_outcome(result)
+    if errors or (not result.success and not refusals):
+        print(f"run {result.run_id} failed: {len(errors)} step(s) errored; nothing was promoted", file=sys.stderr)
+        print_failures(result)
+        return 1
+    trained = result.output_for_node("detector").version
+    if refusals:
+        print(f"the promotion gate refused detector {trained}; nothing was promoted:", file=sys.stderr)
+        print_failures(result)
+        # Still report on the candidate, so that the refusal can be judged.
+        print("writing its evaluation report anyway", file=sys.stderr)
+        report_run = defs.resolve_job_def("report").execute_in_process(instance=instance, raise_on_error=False)
+        if not report_run.success:
+            print_failures(report_run)
+            return 1
+    return _print_run_summary(result.run_id, trained, time.time() - started)
+
+
+def _print_run_summary(run_id: str, trained: str, seconds: float) -> int:
+    from detector_pipeline.registry.pointer import read_promoted
+
+    report = json.loads((data_dir() / "reports" / "latest" / "report.json").read_text())
+    print(f"run {run_id} finished in {seconds:.0f} s")
+    for name in ("probe", "detector"):
+        m = report[name]
+        print(f"{name:9s} test ROC-AUC {m['test']['roc_auc']:.3f}  PR-AUC {m['test']['pr_auc']:.3f}  ({m['backbone']})")
+    promoted = read_promoted(data_dir())
+    current = promoted["version"] if promoted else "none"
+    print(f"promoted detector: {current} ({'trained by this run' if current == trained else 'unchanged'})")
+    print(f"report: {data_dir() / 'reports' / report['model_version'] / 'report.md'} (also {data_dir() / 'reports' / 'latest'})")
+    return 0
+
+
+def _job(name: str) -> int:
+    """Run one of the project's jobs in-process against DAGSTER_HOME's instance."""
+    from detector_pipeline.definitions import defs
+
+    started = time.time()
+    result = defs.resolve_job_def(name).execute_in_process(instance=dagster_instance(), raise_on_error=False)
+    print(f"job {name}: run {result.run_id} {'succeeded' if result.success else 'failed'} in {time.time() - started:.0f} s")
+    if not result.success:
+        print_failures(result)
+    return 0 if result.success else 1
+
+
+def ablations(args) -> int:
+    """The article's claims (nine trainings), then the report again so that it includes them."""
+    return _job("ablations") or _job("report")
+
+
+def lineage(args) -> int:
+    from detector_pipeline.registry.lineage import lineage, lineage_text
+
+    walk = lineage(dagster_instance(), args.version)
+    print(json.dumps(walk, indent=2, default=str) if args.json else lineage_text(walk))
+    return 0
+
+
+
+
+def check_against_promoted(data: Path, candidate) -> dict:
+    """The gate's comparison with the promoted model, outside a run, on the validation split of the
+    instance's latest training_labels; PromotionRefused when the candidate is worse."""
+    import dagster as dg
+
+    from detector_pipeline.definitions import defs
+    from detector_pipeline.defs.resources import PipelineSettings
+    from detector_pipeline.tasks.promotion import compare_with_promoted
+
+    missing = "run the chain first (detector-pipeline run), or promote with --force REASON"
+    current = dagster_instance()
+    if current.get_latest_materialization_event(dg.AssetKey("training_labels")) is None:
+        raise ArtifactError(f"no training_labels to compare on in this Dagster instance (DAGSTER_HOME): {missing}")
+    quiet = logging.getLogger("dagster")
+    level, quiet.level = quiet.level, logging.WARNING  # its "Loading file from" line is no news to an operator
+    try:
+        labels = defs.load_asset_value("training_labels", instance=current)
+    except OSError as exc:
+        raise ArtifactError(f"the stored training_labels can't be read ({exc}): {missing}") from None
+    finally:
+        quiet.level = level
+    verdict = compare_with_promoted(labels, candidate, PipelineSettings.from_env().resolved_profile(), data)
+    if not verdict["passed"]:
+        raise PromotionRefused(f"detector {candidate.version} refused: {verdict['why']} "
+                               f"(difference {verdict['difference']:+.3f}); promote with --force REASON to override")
+    return verdict

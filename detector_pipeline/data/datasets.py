@@ -1,0 +1,34 @@
+"""Image files as a torch Dataset, decoded with the same safe decoder the label checks use."""
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from detector_pipeline.data.images import open_rgb
+
+
+class ImageFiles(Dataset):
+    def __init__(self, paths: Sequence[Path], targets: Sequence[float] | None, transform: Callable):
+        self.paths = list(paths)
+        self.targets = None if targets is None else torch.as_tensor(list(targets), dtype=torch.float32)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        x = self.transform(open_rgb(self.paths[i]))
+        return (x, self.targets[i]) if self.targets is not None else x
+
+
+def make_loader(dataset: Dataset, batch_size: int, num_workers: int, device: torch.device, shuffle: bool = False,
+                seed: int = 0, sampler: Sampler | None = None) -> DataLoader:
+    """`sampler` (a DistributedSampler, say) replaces the seeded shuffle."""
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+        num_workers=num_workers, pin_memory=device.type == "cuda", persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed) if shuffle and sampler is None else None,
+        drop_last=False,
+    )

@@ -1,0 +1,47 @@
+"""Deterministic train / val / test split by source group: one source never lands in two splits.
+
+A group's split depends only on its id and the seed, so it never moves when new data arrives.
+"""
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+SPLITS = ("train", "val", "test")
+
+
+def group_fraction(group: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}:{group}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def assign_splits(
+    groups: pd.Series, seed: int = 0, val: float = 0.15, test: float = 0.15, forced_test: pd.Series | None = None
+) -> pd.Series:
+    """Split per row. Groups holding any `forced_test` row (a generator family held out of training)
+    go to test whole."""
+    test_groups = set(groups[forced_test.astype(bool)]) if forced_test is not None else set()
+
+    def split_of(group: str) -> str:
+        if group in test_groups:
+            return "test"
+        u = group_fraction(group, seed)
+        return "train" if u < 1 - val - test else "val" if u < 1 - test else "test"
+
+    return groups.astype(str).map(split_of)
+
+
+def group_column(table: pd.DataFrame) -> pd.Series:
+    """`source_group` where the labels have it, else each image is its own group."""
+    if "source_group" in table.columns:
+        return table["source_group"].fillna(table["sha256"]).astype(str)
+    return table["sha256"].astype(str)
+
+
+def rows_in(labels: pd.DataFrame, split: str) -> pd.DataFrame:
+    return labels[labels["split"] == split]
+
+
+def image_files(labels: pd.DataFrame) -> list[Path]:
+    return [Path(f) for f in labels["file"]]

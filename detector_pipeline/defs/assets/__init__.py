@@ -1,0 +1,17 @@
+"""The software-defined assets, one module per stage; wiring only: the work is in `detector_pipeline.tasks`."""
+
+from detector_pipeline.defs.assets.embeddings import embeddings
+from detector_pipeline.defs.assets.evaluation import ablation_study, evaluation_report, offtheshelf_baseline
+from detector_pipeline.defs.assets.labels import label_stats, no_source_in_two_splits, teacher_labels, training_labels
+from detector_pipeline.defs.assets.models import detector, probe_model
+from detector_pipeline.defs.assets.promotion import (
+                                                     detector_beats_probe_on_validation,
+                                                     detector_not_worse_than_promoted,
+                                                     promoted_detector,
+)
+from detector_pipeline.defs.assets.scoring import feed_scores
+
+TRAINING_ASSETS = [teacher_labels, training_labels, label_stats, embeddings, probe_model, detector, offtheshelf_baseline,
+                   evaluation_report, promoted_detector]
+ASSETS = [*TRAINING_ASSETS, feed_scores, ablation_study]
+CHECKS = [no_source_in_two_splits, detector_beats_probe_on_validation, detector_not_worse_than_promoted]

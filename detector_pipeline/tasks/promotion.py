@@ -1,0 +1,69 @@
+"""The promotion gate: a candidate against the probe and against the promoted model, each on the
+validation split and beyond that split's noise."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from detector_pipeline.config.profiles import Profile
+from detector_pipeline.data.splits import group_column, image_files, rows_in
+from detector_pipeline.errors import ArtifactError
+from detector_pipeline.evaluation.metrics import grouped_bootstrap, interval, roc_auc
+from detector_pipeline.models.embeddings import EmbeddingSet
+from detector_pipeline.registry.pointer import model_folder, read_promoted
+from detector_pipeline.registry.records import ModelRecord
+from detector_pipeline.tasks.models import detector_scores, probe_scores_for
+
+
+def validation_scores(labels: pd.DataFrame, folder: Path, profile: Profile) -> np.ndarray:
+    """A saved detector's scores on the validation split."""
+    return detector_scores(folder, image_files(rows_in(labels, "val")), profile)
+
+
+def compare_on_validation(labels: pd.DataFrame, candidate: np.ndarray, incumbent: np.ndarray,
+                          n_resamples: int = 300) -> dict:
+    """Two sets of scores for the validation split: the candidate fails only if its ROC-AUC is lower and
+    the 95 % interval of the difference (source groups resampled, the split's noise) lies below zero."""
+    val = rows_in(labels, "val")
+    y = val["label"].to_numpy()
+
+    def difference(index):
+        a, b = roc_auc(y[index], candidate[index]), roc_auc(y[index], incumbent[index])
+        return None if a is None or b is None else a - b
+
+    ci = interval(grouped_bootstrap(difference, group_column(val).to_numpy(), n_resamples))
+    point = difference(np.arange(len(y)))
+    worse = point is not None and point < 0 and ci is not None and ci[1] < 0
+    return {"candidate_val_roc_auc": roc_auc(y, candidate), "incumbent_val_roc_auc": roc_auc(y, incumbent),
+            "difference": point, "difference_95ci": ci, "passed": not worse}
+
+
+def compare_with_probe(labels: pd.DataFrame, detector: ModelRecord, probe_model: ModelRecord,
+                       embedding_set: EmbeddingSet, profile: Profile, data_dir: Path) -> dict:
+    """Fine-tuning is only worth shipping if it does at least as well as the free baseline."""
+    probe = probe_scores_for(probe_model, embedding_set, rows_in(labels, "val")["sha256"], data_dir)
+    comparison = compare_on_validation(labels, validation_scores(labels, model_folder(data_dir, detector.folder),
+                                                                 profile), probe)
+    why = ("the detector is not worse than the probe on validation" if comparison["passed"] else
+           "the probe ranks validation images better, beyond the validation noise")
+    return {**comparison, "why": why, "probe_version": probe_model.version}
+
+
+def compare_with_promoted(labels: pd.DataFrame, candidate: ModelRecord, profile: Profile, data_dir: Path) -> dict:
+    """The gate's comparison of a candidate with the promoted model: {"passed", "why", ...}. A promoted
+    model that can't be loaded (files missing or changed, pointer unreadable) counts as none: it can't
+    score the feed, so keeping it protects nothing; "why" says so."""
+    try:
+        promoted = read_promoted(data_dir)
+        if promoted is None or promoted["version"] == candidate.version:
+            return {"passed": True, "why": "no other model is promoted"}
+        incumbent = validation_scores(labels, model_folder(data_dir, promoted["folder"]), profile)
+    except ArtifactError as exc:
+        return {"passed": True, "why": f"no usable promoted model, so nothing to be worse than: {exc}",
+                "promoted_model_usable": False}
+    candidate_scores = validation_scores(labels, model_folder(data_dir, candidate.folder), profile)
+    comparison = compare_on_validation(labels, candidate_scores, incumbent)
+    why = ("not worse than the promoted model beyond validation noise" if comparison["passed"] else
+           "worse than the promoted model: the 95 % interval of the AUC difference is below zero")
+    return {**comparison, "why": why, "promoted_version": promoted["version"]}

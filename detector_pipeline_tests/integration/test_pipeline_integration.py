@@ -1,0 +1,66 @@
+"""The whole graph, materialized in-process on a tiny generated data set with tiny random models."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from detector_pipeline.data.batches import BASE_BATCH
+from detector_pipeline.defs.assets import ASSETS, CHECKS, TRAINING_ASSETS
+from detector_pipeline.defs.resources import PipelineSettings
+
+
+def settings_for(labels: Path, tmp_path: Path) -> PipelineSettings:
+    """The tiny profile on these labels, everything the pipeline writes under tmp_path."""
+    return PipelineSettings(profile="tiny", labels_path=str(labels), images_root=str(labels.parent),
+                            data_dir=str(tmp_path / "artifacts"), weights_dir=str(tmp_path / "weights"),
+                            incoming_dir=str(tmp_path / "incoming"), feed_dir=str(labels.parent / "img"),
+                            device="cpu")
+
+
+@pytest.fixture
+def tiny_settings(tiny_dataset: Path, tmp_path: Path) -> PipelineSettings:
+    return settings_for(tiny_dataset, tmp_path)
+
+
+def materialize_base(settings: PipelineSettings, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
+    if not instance.has_dynamic_partition("label_batches", BASE_BATCH):
+        instance.add_dynamic_partitions("label_batches", [BASE_BATCH])
+    return dg.materialize([*ASSETS, *CHECKS], selection=[a.key for a in TRAINING_ASSETS], partition_key=BASE_BATCH,
+                          resources={"settings": settings}, instance=instance, **kwargs)
+
+
+def test_whole_chain_materializes_and_writes_the_report(tiny_settings: PipelineSettings):
+    data_dir = Path(tiny_settings.data_dir)
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize_base(tiny_settings, instance)
+    assert result.success
+
+    report = json.loads((data_dir / "reports" / "latest" / "report.json").read_text())
+    for model in ("probe", "detector"):
+        for split in ("train", "test"):
+            assert set(report[model][split]) >= {"roc_auc", "pr_auc", "n", "positives"}
+        assert report[model]["randomly_initialised"] is True
+    assert report["n_test"] == report["detector"]["test"]["n"] > 0
+    assert report["probe"]["architecture"] == "test_vit" and report["detector"]["architecture"] == "test_convnext"
+    assert 0 <= report["operating_point"]["threshold"] <= 1
+    markdown = (data_dir / "reports" / "latest" / "report.md").read_text()
+    assert "RANDOMLY INITIALISED" in markdown
+
+    materialization = instance.get_latest_materialization_event(dg.AssetKey("evaluation_report")).asset_materialization
+    assert "data:image/png;base64," in materialization.metadata["curves"].value
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("teacher_labels"), asset_partitions=[BASE_BATCH]), limit=1).records
+    labels_meta = records[0].asset_materialization.metadata
+    assert labels_meta["accepted"].value == 64 and labels_meta["quarantined"].value == 0
+
+    # Every model file was written as safetensors + JSON at a content-addressed path, with a model card.
+    detector = result.output_for_node("detector")
+    folder = data_dir / detector.folder
+    assert not Path(detector.folder).is_absolute()
+    assert (folder / "model.safetensors").exists() and (folder / "config.json").exists()
+    assert folder.name == detector.version
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["batches"][0]["batch"] == BASE_BATCH and card["run_id"] == result.run_id
+    assert "test" in card["metrics"]
