@@ -92,7 +92,11 @@ def embed_images(spec: BackboneSpec, todo: pd.DataFrame, batch_size: int, device
                  num_workers: int = 0, amp: str = "auto", log=None) -> np.ndarray:
     if not len(todo):
         return np.zeros((0, 0), np.float32)
-    model = create_backbone(spec, num_classes=0)
+    with torch.random.fork_rng(devices=[]):
+        # A randomly initialised backbone must be the same one in every chunk and every run: their
+        # embeddings share one cache. (Pretrained weights don't depend on the seed.)
+        torch.manual_seed(0)
+        model = create_backbone(spec, num_classes=0)
     return embed_files(model, [Path(p) for p in todo["file"]], batch_size, device, num_workers, amp, log)
 
 
