@@ -26,7 +26,8 @@ def save_tiny_detector(data: Path, seed: int = 0, threshold: float = 0.5) -> dic
     torch.manual_seed(seed)
     settings = TrainSettings(epochs=1, batch_size=4, lr=1e-4, weight_decay=0.05, pos_weight=None, crop_size=64)
     config = {"kind": "detector", "backbone": spec.record(), "backbone_description": spec.describe(),
-              "settings": settings_dict(settings), "labels_version": "0" * 16, "seed": seed}
+              "randomly_initialised": spec.is_random, "settings": settings_dict(settings),
+              "labels_version": "0" * 16, "seed": seed}
     version, folder = save_model(data / "models", "detector", create_backbone(spec, 1).state_dict(), config)
     write_json_atomic(folder / "model_card.json", {**config, "version": version, "metrics": {},
                                                    "operating_point": {"threshold": threshold}})
