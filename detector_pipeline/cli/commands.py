@@ -39,7 +39,7 @@ def models(args) -> int:
     print(f"{'version':18s} {'status':13s} {'val ROC':>7s} {'test ROC':>8s} {'test PR':>7s}  {'created':16s}  backbone")
     for r in rows:
         print(f"{r['version']:18s} {r['status']:13s} {fmt(r['val_roc_auc']):>7s} {fmt(r['test_roc_auc']):>8s} "
-              f"{fmt(r['test_pr_auc']):>7s}  {r['created']:16s}  {r['backbone']}")
+              f"{fmt(r['test_pr_auc']):>7s}  {r['created']:16s}  {r['backbone'] or '-'}")
     return 0
 
 
@@ -89,12 +89,17 @@ def validate(args) -> int:
     result = load_labels(Path(args.labels), Path(args.root))
     if args.json:
         print(json.dumps({"accepted": len(result.accepted),
-                          "quarantined": result.quarantined.to_dict(orient="records")}, default=str))
+                          "quarantined": _records(result.quarantined)}, default=str))
     else:
         print(f"{len(result.accepted)} accepted, {len(result.quarantined)} quarantined of {result.n_input} rows")
         for row in result.quarantined.itertuples(index=False):
             print(f"  row {row.row}: {row.image_path!r}: {row.reason}")
     return 0
+
+
+def _records(table) -> list[dict]:
+    """Rows as JSON-ready dicts: a missing value is null (pandas' string columns hold NaN for it)."""
+    return table.astype(object).where(table.notna(), None).to_dict(orient="records")
 
 
 def bench(args) -> int:

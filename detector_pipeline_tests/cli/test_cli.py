@@ -126,10 +126,11 @@ def test_promote_repairs_the_registry_and_force_is_recorded(data, capsys):
 
 
 def test_validate_json_reports_a_null_path_as_null(tmp_path, capsys):
-    labels = write_tiny_dataset(tmp_path / "batch", n=2)
+    labels = write_tiny_dataset(tmp_path / "batch", n=3)
     table = pd.read_parquet(labels)
     table.loc[1, "image_path"] = None
+    table.loc[2, "image_path"] = "nan"  # a file may be called that: it stays a string
     table.to_parquet(labels)
     assert main(["validate", str(labels), "--root", str(labels.parent), "--json"]) == 0
     quarantined = json.loads(capsys.readouterr().out)["quarantined"]
-    assert [row["image_path"] for row in quarantined] == [None]
+    assert [(row["image_path"], row["reason"]) for row in quarantined] == [(None, "null path"), ("nan", "missing file")]
