@@ -9,13 +9,19 @@ import time
 from pathlib import Path
 
 from detector_pipeline.cli.paths import data_dir
-from detector_pipeline.errors import ArtifactError, PromotionRefused
+from detector_pipeline.errors import ArtifactError, BadInput, PromotionRefused
 
 
 def dagster_instance():
+    """The instance in DAGSTER_HOME (what `make ui` shows), or a throwaway one when it is unset."""
     import dagster as dg
 
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return dg.DagsterInstance.ephemeral()
+    if not Path(home).is_dir():
+        raise BadInput(f"DAGSTER_HOME {home} is not a folder: create it (mkdir -p {home}), or unset DAGSTER_HOME")
+    return dg.DagsterInstance.get()
 
 
 def run_outcome(result) -> tuple[list[str], list[str]]:
@@ -74,7 +80,7 @@ def run(args) -> int:
     register_base(instance)
     started = time.time()
     result = defs.resolve_job_def("retrain_on_batch").execute_in_process(
-        instance=instance, partition_key=BASE_BATCH, raise_on_error=False)
+        instance=instance, run_config=_console(args), partition_key=BASE_BATCH, raise_on_error=False)
     refusals, errors = run_outcome(result)
     if errors or (not result.success and not refusals):
         print(f"run {result.run_id} failed: {len(errors)} step(s) errored; nothing was promoted", file=sys.stderr)
@@ -86,7 +92,8 @@ def run(args) -> int:
         print_failures(result)
         # Still report on the candidate, so that the refusal can be judged.
         print("writing its evaluation report anyway", file=sys.stderr)
-        report_run = defs.resolve_job_def("report").execute_in_process(instance=instance, raise_on_error=False)
+        report_run = defs.resolve_job_def("report").execute_in_process(instance=instance, raise_on_error=False,
+                                                                      run_config=_console(args))
         if not report_run.success:
             print_failures(report_run)
             return 1
@@ -108,12 +115,18 @@ def _print_run_summary(run_id: str, trained: str, seconds: float) -> int:
     return 0
 
 
-def _job(name: str) -> int:
+def _console(args) -> dict:
+    """The run's console log: the steps' own progress lines (INFO); Dagster's event stream with --debug."""
+    return {"loggers": {"console": {"config": {"log_level": "DEBUG" if args.debug else "INFO"}}}}
+
+
+def _job(name: str, args) -> int:
     """Run one of the project's jobs in-process against DAGSTER_HOME's instance."""
     from detector_pipeline.definitions import defs
 
     started = time.time()
-    result = defs.resolve_job_def(name).execute_in_process(instance=dagster_instance(), raise_on_error=False)
+    result = defs.resolve_job_def(name).execute_in_process(instance=dagster_instance(), raise_on_error=False,
+                                                           run_config=_console(args))
     print(f"job {name}: run {result.run_id} {'succeeded' if result.success else 'failed'} in {time.time() - started:.0f} s")
     if not result.success:
         print_failures(result)
@@ -122,7 +135,7 @@ def _job(name: str) -> int:
 
 def ablations(args) -> int:
     """The article's claims (nine trainings), then the report again so that it includes them."""
-    return _job("ablations") or _job("report")
+    return _job("ablations", args) or _job("report", args)
 
 
 def lineage(args) -> int:

@@ -113,6 +113,12 @@ def test_bad_arguments_and_unknown_versions_have_their_codes(data, images, tmp_p
     _one_line_error(capsys, 2, "nope.parquet")
 
 
+def test_a_dagster_home_that_is_not_a_folder_is_bad_input(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "no-such-folder"))
+    assert main(["lineage", "0123456789abcdef"]) == 2
+    _one_line_error(capsys, 2, "DAGSTER_HOME", "no-such-folder", "mkdir -p")
+
+
 def test_promote_repairs_the_registry_and_force_is_recorded(data, capsys):
     other = save_tiny_detector(data, seed=1)
     (data / "registry" / "promoted.json").write_text("garbage")
