@@ -1,6 +1,8 @@
 """evaluation_report, offtheshelf_baseline and ablation_study: every section of the report, one function
 each, over the test split's scores."""
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from detector_pipeline.data.splits import SPLITS, group_column, image_files, row
 from detector_pipeline.evaluation import ablations, offtheshelf, plots, report, shortcuts
 from detector_pipeline.evaluation import statistics as stats
 from detector_pipeline.evaluation.metrics import ranking_metrics, roc_auc
+from detector_pipeline.evaluation.model_card import write_model_card
 from detector_pipeline.evaluation.perturbations import FORMAT_SWAP, ROBUSTNESS
 from detector_pipeline.evaluation.thresholds import threshold_for_precision
 from detector_pipeline.models.embeddings import EmbeddingSet
@@ -30,7 +33,7 @@ class Scored:
     parts: dict[str, pd.DataFrame]
     scores: dict[str, dict[str, np.ndarray]]  # model -> split -> scores
     unavailable: list[dict]
-    score_detector: object
+    score_detector: Callable[..., np.ndarray]  # (paths, perturb=None) -> P(AI)
 
     @property
     def test(self) -> pd.DataFrame:
@@ -173,10 +176,6 @@ def model_summary(model: ModelRecord, scores: dict[str, tuple[np.ndarray, np.nda
 
 
 def add_test_metrics_to_card(folder: Path, result: dict) -> None:
-    import json
-
-    from detector_pipeline.evaluation.model_card import write_model_card
-
     path = folder / "model_card.json"
     if not path.exists():
         return
