@@ -47,9 +47,8 @@ def one_line(message: str) -> str:
     return lines[-1] if lines else ""
 
 
-def print_failures(result) -> None:
-    refusals, errors = run_outcome(result)
-    for line in refusals + errors:
+def print_failures(lines: list[str]) -> None:
+    for line in lines:
         print(f"  {line}", file=sys.stderr)
 
 
@@ -84,18 +83,18 @@ def run(args) -> int:
     refusals, errors = run_outcome(result)
     if errors or (not result.success and not refusals):
         print(f"run {result.run_id} failed: {len(errors)} step(s) errored; nothing was promoted", file=sys.stderr)
-        print_failures(result)
+        print_failures(refusals + errors)
         return 1
     trained = result.output_for_node("detector").version
     if refusals:
         print(f"the promotion gate refused detector {trained}; nothing was promoted:", file=sys.stderr)
-        print_failures(result)
+        print_failures(refusals)
         # Still report on the candidate, so that the refusal can be judged.
         print("writing its evaluation report anyway", file=sys.stderr)
         report_run = defs.resolve_job_def("report").execute_in_process(instance=instance, raise_on_error=False,
                                                                       run_config=_console(args))
         if not report_run.success:
-            print_failures(report_run)
+            print_failures(sum(run_outcome(report_run), []))
             return 1
     return _print_run_summary(result.run_id, trained, time.time() - started)
 
@@ -129,7 +128,7 @@ def _job(name: str, args) -> int:
                                                            run_config=_console(args))
     print(f"job {name}: run {result.run_id} {'succeeded' if result.success else 'failed'} in {time.time() - started:.0f} s")
     if not result.success:
-        print_failures(result)
+        print_failures(sum(run_outcome(result), []))
     return 0 if result.success else 1
 
 
@@ -144,8 +143,6 @@ def lineage(args) -> int:
     walk = lineage(dagster_instance(), args.version)
     print(json.dumps(walk, indent=2, default=str) if args.json else lineage_text(walk))
     return 0
-
-
 
 
 def check_against_promoted(data: Path, candidate) -> dict:

@@ -93,8 +93,10 @@ def promotion_history(data_dir: Path) -> list[dict]:
         return []
     rows = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
         try:
-            rows.append(json.loads(line)) if line.strip() else None
+            rows.append(json.loads(line))
         except json.JSONDecodeError:
             raise ArtifactError(f"promotion history {path} line {number} is not JSON: delete that line") from None
     return rows
