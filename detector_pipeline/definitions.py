@@ -1,7 +1,11 @@
 """The Dagster code location: `dagster dev` / `dg dev` load `defs` from here.
 
-DETECTOR_EXECUTOR=k8s (set in deploy/Dockerfile) runs each step as its own Kubernetes pod; the default,
-multiprocess, runs them as processes of the run's machine.
+DETECTOR_EXECUTOR chooses how a run's steps execute, per deployment:
+- `in_process`: one process runs the steps one after another. On a small machine (the default below 8
+  cores) a process per step costs ~14 s of imports each and lets training and scoring fight over the
+  same cores (README: Performance, "Retrains").
+- `multiprocess`: a process per step, steps in parallel (the default from 8 cores).
+- `k8s` (set in deploy/Dockerfile): each step its own Kubernetes pod.
 """
 
 import os
@@ -22,15 +26,21 @@ from detector_pipeline.defs.schedules import nightly_retrain
 from detector_pipeline.defs.sensors import new_label_batches
 
 
+SMALL_MACHINE_CORES = 8
+
+
 def executor() -> dg.ExecutorDefinition:
-    choice = os.environ.get("DETECTOR_EXECUTOR", "multiprocess")
+    default = "in_process" if (os.cpu_count() or 1) < SMALL_MACHINE_CORES else "multiprocess"
+    choice = os.environ.get("DETECTOR_EXECUTOR") or default
+    if choice == "in_process":
+        return dg.in_process_executor
     if choice == "k8s":
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
     if choice == "multiprocess":
         return dg.multiprocess_executor
-    raise ValueError(f"DETECTOR_EXECUTOR must be multiprocess or k8s, not {choice!r}")
+    raise ValueError(f"DETECTOR_EXECUTOR must be in_process, multiprocess or k8s, not {choice!r}")
 
 
 defs = dg.Definitions(

@@ -70,6 +70,8 @@ def _add_model_commands(sub) -> None:
     bench.add_argument("--device", default="auto")
     bench.add_argument("--num-workers", type=int, help="loader workers (default: the profile's)")
     bench.add_argument("--amp", choices=("auto", "bf16", "fp32"), help="default: the profile's")
+    bench.add_argument("--probe-fidelity", action="store_true",
+                       help="also fit the probe on every labelled image's embeddings, eager fp32 and the profile's engine (minutes)")
     bench.add_argument("--out", default="bench.json")
     bench.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
 

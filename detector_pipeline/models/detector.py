@@ -12,6 +12,8 @@ import torch
 
 from detector_pipeline.config.device import autocast_dtype, to_device
 from detector_pipeline.data.datasets import ImageFiles, make_loader
+from detector_pipeline.data.images import decode_rgb
+from detector_pipeline.data.jpeg_regions import RegionDecoder
 from detector_pipeline.data.transforms import BatchNormalize, detector_transform, resized_transform
 from detector_pipeline.models.backbones import BackboneSpec, create_backbone
 from detector_pipeline.registry import artifacts
@@ -48,6 +50,11 @@ class Preprocessing:
     def transform(self, train: bool):
         """Per image, in the loader: PIL -> uint8 crop."""
         return (detector_transform if self.native_crops else resized_transform)(self.crop_size, train)
+
+    def decoder(self, train: bool):
+        """Per file, in the loader: bytes -> PIL. Native training crops decode only the crop's region
+        of a large JPEG (the same pixels, a fraction of the work); the rest decodes whole."""
+        return RegionDecoder(self.crop_size) if train and self.native_crops else decode_rgb
 
     def normalizer(self, device: torch.device) -> BatchNormalize:
         """Per batch, on the device: uint8 -> the model's normalized float input."""

@@ -1,7 +1,5 @@
 """Frozen-backbone embeddings, cached by image content hash and backbone, so only new images are embedded."""
 
-import contextlib
-import fcntl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,8 +15,9 @@ import torch
 from detector_pipeline.config.device import autocast_dtype, to_device
 from detector_pipeline.data.datasets import ImageFiles, make_loader
 from detector_pipeline.data.transforms import BatchNormalize
-from detector_pipeline.models.backbones import BackboneSpec, create_backbone, data_config
-from detector_pipeline.registry.artifacts import atomic_path
+from detector_pipeline.models.backbones import BackboneSpec, data_config
+from detector_pipeline.models.calibration import calibration_id, create_inference_backbone, ensure_calibration
+from detector_pipeline.registry.artifacts import atomic_path, file_lock
 
 
 @dataclass
@@ -32,6 +31,7 @@ class EmbeddingSet:
     computed: int
     reused: int
     labels_version: str | None = None  # of the training_labels they were gathered for
+    calibration: str | None = None  # the int8 engine's calibration (models/calibration.py); None: eager
 
     @property
     def dim(self) -> int:
@@ -77,7 +77,18 @@ def write_embeddings(path: Path, sha256: Sequence[str], matrix: np.ndarray) -> N
 
 
 def cache_file(spec: BackboneSpec, cache_dir: Path) -> Path:
-    return cache_dir / f"{spec.key()}.parquet"
+    """One cache per backbone, engine and (int8) calibration."""
+    calibration = calibration_id(spec, cache_dir)
+    return cache_dir / (f"{spec.key()}.parquet" if calibration is None else f"{spec.key()}__{calibration}.parquet")
+
+
+def prepare_engine(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, log=None) -> str | None:
+    """Calibrates the int8 engine if it has no calibration yet (once; concurrent runs wait for the
+    first); returns the calibration's id, None for the eager engine."""
+    if spec.engine == "eager":
+        return None
+    with file_lock(cache_dir / f"{spec.key()}.calibration"):
+        return ensure_calibration(spec, images, cache_dir, log)
 
 
 def uncached(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path) -> pd.DataFrame:
@@ -88,15 +99,12 @@ def uncached(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path) -> pd.Da
     return unique[~unique["sha256"].isin(cached)].sort_values("sha256")
 
 
-def embed_images(spec: BackboneSpec, todo: pd.DataFrame, batch_size: int, device: torch.device,
+def embed_images(spec: BackboneSpec, todo: pd.DataFrame, cache_dir: Path, batch_size: int, device: torch.device,
                  num_workers: int = 0, amp: str = "auto", log=None) -> np.ndarray:
+    """The embeddings of `todo`'s files by the backbone as its engine runs it (prepare_engine first)."""
     if not len(todo):
         return np.zeros((0, 0), np.float32)
-    with torch.random.fork_rng(devices=[]):
-        # A randomly initialised backbone must be the same one in every chunk and every run: their
-        # embeddings share one cache. (Pretrained weights don't depend on the seed.)
-        torch.manual_seed(0)
-        model = create_backbone(spec, num_classes=0)
+    model = create_inference_backbone(spec, cache_dir)
     return embed_files(model, [Path(p) for p in todo["file"]], batch_size, device, num_workers, amp, log)
 
 
@@ -107,7 +115,7 @@ def add_to_cache(spec: BackboneSpec, cache_dir: Path, sha256: Sequence[str], mat
     new = pd.DataFrame({"sha256": list(sha256), "embedding": list(matrix)})
     # Two runs at once (sensor and schedule) may both add to the cache: merge under a lock, re-reading
     # what the other run may have written meanwhile, so neither loses the other's rows.
-    with _locked(path):
+    with file_lock(path):
         current = read_cache(path)
         merged = pd.concat([current, new[~new["sha256"].isin(set(current["sha256"]))]], ignore_index=True)
         write_embeddings(path, merged["sha256"], np.stack(merged["embedding"].to_numpy()))
@@ -119,26 +127,18 @@ def from_cache(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, comput
     cache = read_cache(cache_file(spec, cache_dir))
     wanted = cache[cache["sha256"].isin(set(unique["sha256"]))].set_index("sha256").loc[list(unique["sha256"])]
     return EmbeddingSet(spec.record(), spec.describe(), spec.is_random, wanted.reset_index(), computed=computed,
-                        reused=len(unique) - computed, labels_version=labels_version)
+                        reused=len(unique) - computed, labels_version=labels_version,
+                        calibration=calibration_id(spec, cache_dir))
 
 
 def embed_with_cache(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, batch_size: int,
                      device: torch.device, num_workers: int = 0, amp: str = "auto", log=None) -> EmbeddingSet:
     """images: columns file and sha256. Embeds only hashes not in the cache, in this process."""
+    prepare_engine(spec, images, cache_dir, log)
     todo = uncached(spec, images, cache_dir)
-    add_to_cache(spec, cache_dir, todo["sha256"], embed_images(spec, todo, batch_size, device, num_workers, amp, log))
+    add_to_cache(spec, cache_dir, todo["sha256"],
+                 embed_images(spec, todo, cache_dir, batch_size, device, num_workers, amp, log))
     return from_cache(spec, images, cache_dir, computed=len(todo))
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _to_matrix(column: pa.ChunkedArray) -> np.ndarray:

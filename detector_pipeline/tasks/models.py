@@ -34,6 +34,7 @@ def fit_probe(labels: pd.DataFrame, embedding_set: EmbeddingSet, data_dir: Path,
     metrics = {s: ranking_metrics(rows_in(labels, s)["label"], probe.probe_scores(state, matrices[s])) for s in SPLITS}
     config = {"kind": "probe", "backbone": embedding_set.backbone, "backbone_description": embedding_set.description,
               "randomly_initialised": embedding_set.randomly_initialised, "seed": seed,
+              "int8_calibration": embedding_set.calibration,
               "labels_version": labels_version(labels), "metrics": metrics}
     return _save(data_dir, "models", state, config)
 

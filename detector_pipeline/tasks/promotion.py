@@ -10,15 +10,20 @@ from detector_pipeline.config.profiles import Profile
 from detector_pipeline.data.splits import group_column, image_files, rows_in
 from detector_pipeline.errors import ArtifactError
 from detector_pipeline.evaluation.metrics import grouped_bootstrap, interval, roc_auc
+from detector_pipeline.evaluation.score_cache import cached_scores
 from detector_pipeline.models.embeddings import EmbeddingSet
 from detector_pipeline.registry.pointer import model_folder, read_promoted
 from detector_pipeline.registry.records import ModelRecord
-from detector_pipeline.tasks.models import detector_scores, probe_scores_for
+from detector_pipeline.tasks.models import detector_scorer, probe_scores_for
 
 
-def validation_scores(labels: pd.DataFrame, folder: Path, profile: Profile) -> np.ndarray:
-    """A saved detector's scores on the validation split."""
-    return detector_scores(folder, image_files(rows_in(labels, "val")), profile)
+def validation_scores(labels: pd.DataFrame, folder: Path, profile: Profile, data_dir: Path) -> np.ndarray:
+    """A saved detector's scores on the validation split. The model is loaded (and so verified) every
+    time; only images it has not scored before are scored (cached by version and image content)."""
+    val = rows_in(labels, "val")
+    scorer = detector_scorer(folder, profile)
+    return cached_scores(data_dir / "cache/scores" / f"detector-{folder.name}.parquet", val["sha256"],
+                         image_files(val), lambda files: scorer(files, None))
 
 
 def compare_on_validation(labels: pd.DataFrame, candidate: np.ndarray, incumbent: np.ndarray,
@@ -44,7 +49,7 @@ def compare_with_probe(labels: pd.DataFrame, detector: ModelRecord, probe_model:
     """Fine-tuning is only worth shipping if it does at least as well as the free baseline."""
     probe = probe_scores_for(probe_model, embedding_set, rows_in(labels, "val")["sha256"], data_dir)
     comparison = compare_on_validation(labels, validation_scores(labels, model_folder(data_dir, detector.folder),
-                                                                 profile), probe)
+                                                                 profile, data_dir), probe)
     why = ("the detector is not worse than the probe on validation" if comparison["passed"] else
            "the probe ranks validation images better, beyond the validation noise")
     return {**comparison, "why": why, "probe_version": probe_model.version}
@@ -58,11 +63,11 @@ def compare_with_promoted(labels: pd.DataFrame, candidate: ModelRecord, profile:
         promoted = read_promoted(data_dir)
         if promoted is None or promoted["version"] == candidate.version:
             return {"passed": True, "why": "no other model is promoted"}
-        incumbent = validation_scores(labels, model_folder(data_dir, promoted["folder"]), profile)
+        incumbent = validation_scores(labels, model_folder(data_dir, promoted["folder"]), profile, data_dir)
     except ArtifactError as exc:
         return {"passed": True, "why": f"no usable promoted model, so nothing to be worse than: {exc}",
                 "promoted_model_usable": False}
-    candidate_scores = validation_scores(labels, model_folder(data_dir, candidate.folder), profile)
+    candidate_scores = validation_scores(labels, model_folder(data_dir, candidate.folder), profile, data_dir)
     comparison = compare_on_validation(labels, candidate_scores, incumbent)
     why = ("not worse than the promoted model beyond validation noise" if comparison["passed"] else
            "worse than the promoted model: the 95 % interval of the AUC difference is below zero")

@@ -64,7 +64,8 @@ def train_detector(
     pos_weight = None if settings.pos_weight is None else torch.tensor(settings.pos_weight, device=device)
     criterion = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     preprocessing = settings.preprocessing(spec.architecture)
-    dataset = ImageFiles(train_paths, train_scores, preprocessing.transform(train=True))
+    dataset = ImageFiles(train_paths, train_scores, preprocessing.transform(train=True),
+                         preprocessing.decoder(train=True))
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     sampler = DistributedSampler(dataset, shuffle=True, seed=settings.seed) if distributed else None
     lead = not distributed or torch.distributed.get_rank() == 0

@@ -38,6 +38,17 @@ def test_definitions_load_with_the_k8s_executor(monkeypatch):
         importlib.reload(definitions)
 
 
+@pytest.mark.parametrize("cores, expected", [(2, dg.in_process_executor), (16, dg.multiprocess_executor)])
+def test_the_default_executor_follows_the_machine(monkeypatch, cores, expected):
+    from detector_pipeline import definitions
+
+    monkeypatch.delenv("DETECTOR_EXECUTOR", raising=False)
+    monkeypatch.setattr(definitions.os, "cpu_count", lambda: cores)
+    assert definitions.executor() is expected
+    monkeypatch.setenv("DETECTOR_EXECUTOR", "multiprocess")
+    assert definitions.executor() is dg.multiprocess_executor
+
+
 def test_gpu_steps_ask_for_a_gpu_in_valid_k8s_config():
     config = UserDefinedDagsterK8sConfig.from_dict(partitions.GPU_STEP_TAGS["dagster-k8s/config"])
     assert config.container_config["resources"]["limits"]["nvidia.com/gpu"] == "1"

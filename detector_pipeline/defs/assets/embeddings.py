@@ -23,8 +23,9 @@ def embedding_chunks(config: EmbeddingChunksConfig, settings: PipelineSettings, 
 @dg.op(pool=GPU_POOL, tags=GPU_STEP_TAGS)
 def embed_chunk(context: dg.OpExecutionContext, config: EmbedChunkConfig, settings: PipelineSettings,
                 chunk: pd.DataFrame) -> str | None:
-    out = settings.data / "cache/embeddings/chunks" / context.run.run_id / f"{context.get_mapping_key()}.parquet"
-    path = tasks.embed_chunk(chunk, out, settings.resolved_profile(), config.batch_size, config.threads,
+    cache_dir = settings.data / "cache/embeddings"
+    out = cache_dir / "chunks" / context.run.run_id / f"{context.get_mapping_key()}.parquet"
+    path = tasks.embed_chunk(chunk, out, cache_dir, settings.resolved_profile(), config.batch_size, config.threads,
                              log=context.log.info)
     return None if path is None else str(path)
 
@@ -35,6 +36,8 @@ def merge_embedding_chunks(settings: PipelineSettings, training_labels: pd.DataF
                                           settings.resolved_profile(), [Path(f) for f in chunk_files if f])
     return dg.Output(result, metadata={
         "backbone": result.description,
+        "engine": result.backbone.get("engine", "eager"),
+        "int8_calibration": result.calibration,
         "randomly_initialised": result.randomly_initialised,
         "computed": result.computed,
         "reused": result.reused,
@@ -44,7 +47,7 @@ def merge_embedding_chunks(settings: PipelineSettings, training_labels: pd.DataF
     })
 
 
-@dg.graph_asset(group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="3")
+@dg.graph_asset(group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="4")
 def embeddings(training_labels):
     """Frozen-backbone embeddings per image, cached by content hash and backbone: only new images
     are embedded, in parallel chunks (steps of the multiprocess executor here, pods under

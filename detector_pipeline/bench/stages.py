@@ -1,4 +1,5 @@
-"""Throughput of the three heavy stages (embedding, training steps, scoring) on the current machine.
+"""Throughput of the three heavy stages (embedding, training steps, scoring) on the current machine,
+and the inference engines compared (bench/engines.py).
 
 For each stage: model-only images/s on tensors already on the device (measured just before and just
 after the end-to-end run), end-to-end images/s from image files through the project's own data path
@@ -12,6 +13,7 @@ import concurrent.futures
 import multiprocessing
 import platform
 import resource
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -22,9 +24,12 @@ import pandas as pd
 import torch
 
 from detector_pipeline.config.device import autocast_dtype, pick_device, to_device
+from detector_pipeline.bench import engines
 from detector_pipeline.config.profiles import Profile
 from detector_pipeline.data.datasets import ImageFiles, make_loader
+from detector_pipeline.models import quantized
 from detector_pipeline.models.backbones import BackboneSpec, WeightsUnavailable, create_backbone, data_config
+from detector_pipeline.models.calibration import calibration_file
 from detector_pipeline.models.embeddings import add_to_cache, cache_file, embed_files, embed_with_cache, read_cache
 from detector_pipeline.registry import artifacts
 from detector_pipeline.tasks.scoring import score_to_parquet
@@ -51,6 +56,11 @@ class BenchPlan:
     training_epochs: int = 4
     memory_images: int = 32  # memory check: the stage on this many images, then on memory_factor times as many
     memory_factor: int = 10
+    engine_images: int = 32  # engines compared on this many images, calibrated on as many others
+    # The probe's test ROC-AUC with each engine's embeddings needs every labelled image embedded twice
+    # (eager fp32 and the profile's engine): minutes, so only when asked (make bench asks).
+    probe_labels: Path | None = None
+    probe_images_root: Path | None = None
 
 
 def sample_images(labels_path: Path, images_root: Path, n: int, seed: int = 0) -> list[str]:
@@ -74,6 +84,14 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
     results["incremental"] = _in_fresh_process(_incremental_embedding, plan, plan.paths)
     results["incremental_fraction"] = results["incremental"]["incremental_fraction"]
     results["memory_scaling"] = _memory_scaling(plan, log)
+    log("comparing inference engines for the embedding backbone and the detector")
+    results["engines"] = _in_fresh_process(_engines, plan)
+    for role in ("embedding", "detector"):
+        for name, figures in results["engines"][role]["candidates"].items():
+            log(f"  {role} {name}: " + ", ".join(f"{k} {v}" for k, v in figures.items() if k != "description"))
+    if plan.probe_labels is not None:
+        log(f"probe fidelity: embedding every image of {plan.probe_labels} with eager fp32 and {plan.profile.embedding.engine}")
+        results["engines"]["probe_fidelity"] = _in_fresh_process(_probe_fidelity, plan)
     return results
 
 
@@ -164,9 +182,18 @@ def _backbone(spec: BackboneSpec, num_classes: int) -> tuple[torch.nn.Module, Ba
         return create_backbone(random_spec, num_classes), random_spec
 
 
+def _engine_backbone(spec: BackboneSpec, paths) -> tuple[torch.nn.Module, BackboneSpec]:
+    """The embedding backbone as the profile's engine runs it, int8 calibrated on (up to) 32 of `paths`."""
+    model, spec = _backbone(spec, 0)
+    if spec.engine == "int8":
+        calibration = engines.model_inputs(model, list(paths[:32]))
+        model = quantized.quantize_linears(model, quantized.activation_maxima(model.eval(), calibration.split(8)))
+    return model, spec
+
+
 def _embedding(plan: BenchPlan, paths, model_only: bool = True) -> dict:
     profile, device = plan.profile, pick_device(plan.device)
-    model, spec = _backbone(profile.embedding, 0)
+    model, spec = _engine_backbone(profile.embedding, paths)
     model = to_device(model, device).eval()
     dtype = autocast_dtype(device, profile.amp)
     size = data_config(model)["input_size"]
@@ -181,8 +208,67 @@ def _embedding(plan: BenchPlan, paths, model_only: bool = True) -> dict:
     figures = _measure(plan, device, step, len(x), lambda: embed_files(model, files, profile.embed_batch_size, device,
                                                                         profile.num_workers, profile.amp),
                        len(files), model_only)
-    return {**figures, "model": spec.describe(), "device": str(device), "dtype": str(dtype or torch.float32),
-            "batch_size": profile.embed_batch_size, "image_size": list(size), "num_workers": profile.num_workers}
+    return {**figures, "model": spec.describe(), "engine": spec.engine, "device": str(device),
+            "dtype": str(dtype or torch.float32), "batch_size": profile.embed_batch_size, "image_size": list(size),
+            "num_workers": profile.num_workers}
+
+
+def _engines(plan: BenchPlan) -> dict:
+    """Each candidate engine on the same images: the embedding backbone (fidelity: per-image cosine),
+    the detector (fidelity: max |delta p|). CPU only: on a GPU the profile runs eager bf16."""
+    n = plan.engine_images
+    measured, calibration_paths = list(plan.paths[:n]), list(plan.paths[n:2 * n] or plan.paths[:n])
+    out = {}
+    for role, num_classes, candidates, fidelity, batch in (
+            ("embedding", 0, engines.EMBEDDING_CANDIDATES, engines.embedding_fidelity, plan.profile.embed_batch_size),
+            ("detector", 1, engines.DETECTOR_CANDIDATES, engines.detector_fidelity, plan.profile.infer_batch_size)):
+        spec = plan.profile.embedding if role == "embedding" else plan.profile.detector
+        model, spec = _backbone(spec, num_classes)
+        inputs, calibration = (engines.model_inputs(model, p) for p in (measured, calibration_paths))
+        model = _spread_head(model, calibration) if num_classes else model.eval()
+        out[role] = {"model": spec.describe(), "images": len(inputs), "batch_size": batch, "threads": torch.get_num_threads(),
+                     "candidates": engines.compare_engines(model, inputs, calibration, batch, candidates, fidelity,
+                                                                log=lambda _: None)}
+    out["embedding"]["default"] = plan.profile.embedding.engine
+    out["detector"]["default"] = "eager_fp32"
+    return out
+
+
+@torch.inference_mode()
+def _spread_head(model: torch.nn.Module, calibration: torch.Tensor) -> torch.nn.Module:
+    """A seeded head scaled so that the logits spread over about one unit: a fresh detector's head
+    starts near zero (p = 0.5 for every image), which would make any engine look exact."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = init_binary_head(model, std=1.0).eval()
+    head = model.get_classifier()
+    head.weight /= model(calibration).std().clamp(min=1e-6)
+    return model
+
+
+def _probe_fidelity(plan: BenchPlan) -> dict:
+    """The probe's test ROC-AUC (95 % interval) with eager fp32 embeddings and with the profile's engine,
+    every labelled image embedded through the pipeline's own cache functions (a temporary cache)."""
+    from dataclasses import replace
+
+    from detector_pipeline.tasks.labels import prepare_labels
+
+    labels = prepare_labels(plan.probe_labels, plan.probe_images_root or plan.probe_labels.parent).accepted
+    profile, device = plan.profile, pick_device(plan.device)
+    images = labels[["file", "sha256"]]
+    matrices, seconds = {}, {}
+    with tempfile.TemporaryDirectory(prefix="bench-probe-") as tmp:
+        for engine in dict.fromkeys(("eager", profile.embedding.engine)):
+            spec = replace(profile.embedding, engine=engine)
+            elapsed, embedded = _timed(device, lambda: embed_with_cache(spec, images, Path(tmp), profile.embed_batch_size,
+                                                                        device, profile.num_workers, profile.amp))
+            table = embedded.table.set_index("sha256")["embedding"]
+            matrices[engine], seconds[engine] = np.stack(table.loc[labels["sha256"]].to_numpy()), round(elapsed, 1)
+    figures = engines.probe_fidelity(labels, matrices, profile.seed)
+    eager, chosen = figures["eager"]["test_roc_auc"], figures[profile.embedding.engine]["test_roc_auc"]
+    low, high = eager["ci95"] or (None, None)
+    return {"engines": figures, "embedding_seconds": seconds, "images": len(labels),
+            "within_eager_interval": low is not None and low <= chosen["value"] <= high}
 
 
 def _train_settings(profile: Profile) -> TrainSettings:
@@ -204,7 +290,8 @@ def _training(plan: BenchPlan, paths, model_only: bool = True) -> dict:
 
     scores = np.random.default_rng(0).random(len(paths))
     preprocessing = settings.preprocessing(spec.architecture)
-    loader = make_loader(ImageFiles([Path(p) for p in paths], scores, preprocessing.transform(train=True)),
+    loader = make_loader(ImageFiles([Path(p) for p in paths], scores, preprocessing.transform(train=True),
+                                    preprocessing.decoder(train=True)),
                          settings.batch_size, settings.num_workers, device, shuffle=True)
     normalize = preprocessing.normalizer(device)
 
@@ -260,6 +347,10 @@ def _incremental_embedding(plan: BenchPlan, paths) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
         full, _ = embed(Path(tmp) / "full")
         cached = read_cache(cache_file(spec, Path(tmp) / "full")).iloc[: len(images) - n_new]
+        calibration = calibration_file(spec, Path(tmp) / "full")
+        if calibration.exists():  # the int8 engine's cache belongs to its calibration: both go along
+            (Path(tmp) / "incremental").mkdir()
+            shutil.copy(calibration, Path(tmp) / "incremental" / calibration.name)
         add_to_cache(spec, Path(tmp) / "incremental", cached["sha256"], np.stack(cached["embedding"].to_numpy()))
         incremental, result = embed(Path(tmp) / "incremental")
     return {"images": len(images), "new_images": n_new, "computed": result.computed,

@@ -1,0 +1,175 @@
+"""Ways of running a frozen network for inference on this machine, side by side: images/s and how
+faithful each stays to eager fp32 (per-image cosine of embeddings, max |delta p| of detector scores).
+The profile's engine is then checked end to end: the probe's test ROC-AUC with its embeddings against
+the probe's with eager fp32 embeddings, and the interval of the latter."""
+
+import copy
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import timm
+import torch
+
+from detector_pipeline.data.images import open_rgb
+from detector_pipeline.models import quantized
+from detector_pipeline.models.backbones import data_config
+
+Runner = Callable[[torch.Tensor], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    description: str
+    build: Callable[[torch.nn.Module, torch.Tensor, Path], Runner]  # (eager model, calibration batch, work dir)
+
+
+def _eager(model, _calibration, _work) -> Runner:
+    return lambda x: model(x).float().numpy()
+
+
+def _compiled(model, calibration, _work) -> Runner:
+    compiled = torch.compile(model)
+    compiled(calibration[:2])  # compiles now, so that setup_seconds holds it
+    return lambda x: compiled(x).float().numpy()
+
+
+def _exported(model: torch.nn.Module, example: torch.Tensor, work: Path) -> Path:
+    path = work / "model.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, example[:1], str(path), dynamo=False, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, opset_version=17)
+    return path
+
+
+def _ort_session(path: Path):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"x": x.numpy()})[0]
+
+
+def _onnxruntime_fp32(model, calibration, work) -> Runner:
+    return _ort_session(_exported(model, calibration, work))
+
+
+def _onnxruntime_dynamic_int8(model, calibration, work) -> Runner:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = work / "model.int8.onnx"
+    quantize_dynamic(str(_exported(model, calibration, work)), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    return _ort_session(target)
+
+
+def _int8_model(model, calibration) -> torch.nn.Module:
+    maxima = quantized.activation_maxima(model, calibration.split(8))
+    return quantized.quantize_linears(copy.deepcopy(model), maxima)
+
+
+def _int8(model, calibration, _work) -> Runner:
+    int8 = _int8_model(model, calibration)
+    return lambda x: int8(x).float().numpy()
+
+
+def _int8_compiled(model, calibration, work) -> Runner:
+    return _compiled(_int8_model(model, calibration), calibration, work)
+
+
+EMBEDDING_CANDIDATES = (
+    Candidate("eager_fp32", "PyTorch eager, fp32 (the reference)", _eager),
+    Candidate("torch_compile_fp32", "torch.compile (inductor), fp32", _compiled),
+    Candidate("onnxruntime_fp32", "ONNX Runtime, fp32", _onnxruntime_fp32),
+    Candidate("onnxruntime_dynamic_int8", "ONNX Runtime dynamic int8: per-channel weights, per-tensor activations",
+              _onnxruntime_dynamic_int8),
+    Candidate("int8", "the project's int8 engine: SmoothQuant + per-token activations, int32 products (eager)", _int8),
+    Candidate("int8_compiled", "the project's int8 engine under torch.compile", _int8_compiled),
+)
+DETECTOR_CANDIDATES = EMBEDDING_CANDIDATES[:3]
+
+
+def model_inputs(model: torch.nn.Module, paths: list[str]) -> torch.Tensor:
+    """The images as the model's eval transform gives them (timm's data config)."""
+    transform = timm.data.create_transform(**data_config(model), is_training=False)
+    return torch.stack([transform(open_rgb(Path(p))) for p in paths])
+
+
+def compare_engines(model: torch.nn.Module, inputs: torch.Tensor, calibration: torch.Tensor, batch_size: int,
+                    candidates: tuple[Candidate, ...], fidelity: Callable[[np.ndarray, np.ndarray], dict],
+                    repeats: int = 5, log=print) -> dict:
+    """{candidate: img/s (median batch), speed-up over the first candidate, fidelity to the first
+    candidate's outputs, setup seconds}; a candidate that fails to build says why."""
+    model = model.eval()
+    results, reference = {}, None
+    for candidate in candidates:
+        with tempfile.TemporaryDirectory(prefix="engine-") as work, torch.inference_mode():
+            try:
+                started = time.perf_counter()
+                run = candidate.build(model, calibration, Path(work))
+                setup = time.perf_counter() - started
+                outputs = np.concatenate([run(batch) for batch in inputs.split(batch_size)])
+                img_s = batch_size / _median_batch_seconds(run, inputs[:batch_size], repeats)
+            except Exception as exc:  # an engine missing on this machine is a finding, not a crash
+                results[candidate.name] = {"description": candidate.description, "error": f"{type(exc).__name__}: {exc}"[:300]}
+                log(f"  {candidate.name}: unavailable ({type(exc).__name__})")
+                continue
+        reference = outputs if reference is None else reference
+        base = results[candidates[0].name]["img_s"] if results else img_s
+        results[candidate.name] = {"description": candidate.description, "img_s": round(img_s, 2),
+                                   "speedup": round(img_s / base, 2), "setup_seconds": round(setup, 1),
+                                   **fidelity(outputs, reference)}
+        log(f"  {candidate.name}: {img_s:.2f} img/s, x{img_s / base:.2f}, {fidelity(outputs, reference)}")
+    return results
+
+
+def _median_batch_seconds(run: Runner, batch: torch.Tensor, repeats: int) -> float:
+    run(batch)  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run(batch)
+        seconds.append(time.perf_counter() - started)
+    return float(np.median(seconds))
+
+
+def embedding_fidelity(outputs: np.ndarray, reference: np.ndarray) -> dict:
+    """Per-image cosine to the reference embeddings; faithful when every image is at >= 0.99."""
+    cosine = (outputs * reference).sum(1) / (np.linalg.norm(outputs, axis=1) * np.linalg.norm(reference, axis=1))
+    return {"cosine_min": round(float(cosine.min()), 4), "cosine_mean": round(float(cosine.mean()), 4),
+            "faithful": bool(cosine.min() >= 0.99)}
+
+
+def detector_fidelity(outputs: np.ndarray, reference: np.ndarray) -> dict:
+    """max |delta p(AI)| against the reference; faithful within 1e-3."""
+    delta = float(np.abs(_sigmoid(outputs) - _sigmoid(reference)).max())
+    return {"max_abs_delta_p": round(delta, 6), "faithful": bool(delta <= 1e-3)}
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.asarray(logits, np.float64).reshape(-1)))
+
+
+def probe_fidelity(labels: pd.DataFrame, embeddings_by_engine: dict[str, np.ndarray], seed: int = 0) -> dict:
+    """The probe fitted on each engine's train-split embeddings, scored on its test split: ROC-AUC with
+    the 95 % interval of resampled source groups. `labels`: prepared (split, label, source groups), in
+    the rows' order of the matrices."""
+    from detector_pipeline.data.splits import group_column
+    from detector_pipeline.evaluation.statistics import ranking_with_intervals
+    from detector_pipeline.models.probe import fit_probe, probe_state, probe_scores
+
+    train, test = (labels["split"] == "train").to_numpy(), (labels["split"] == "test").to_numpy()
+    out = {}
+    for engine, matrix in embeddings_by_engine.items():
+        state = probe_state(fit_probe(matrix[train], labels["label"].to_numpy()[train], seed))
+        figures = ranking_with_intervals(labels["label"].to_numpy()[test], probe_scores(state, matrix[test]),
+                                         group_column(labels).to_numpy()[test])
+        out[engine] = {"test_roc_auc": figures["roc_auc"], "test_pr_auc": figures["pr_auc"], "n": figures["n"]}
+    return out
