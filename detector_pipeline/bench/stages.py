@@ -25,6 +25,7 @@ import torch
 
 from detector_pipeline.config.device import autocast_dtype, pick_device, to_device
 from detector_pipeline.bench import engines
+from detector_pipeline.bench.decode import decode_stage
 from detector_pipeline.config.profiles import Profile
 from detector_pipeline.data.datasets import ImageFiles, make_loader
 from detector_pipeline.models import quantized
@@ -61,6 +62,7 @@ class BenchPlan:
     # (eager fp32 and the profile's engine): minutes, so only when asked (make bench asks).
     probe_labels: Path | None = None
     probe_images_root: Path | None = None
+    decode_photos: tuple[Path, ...] = ()  # large JPEG photographs for the decode stage (bench/decode.py)
 
 
 def sample_images(labels_path: Path, images_root: Path, n: int, seed: int = 0) -> list[str]:
@@ -89,6 +91,14 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
     for role in ("embedding", "detector"):
         for name, figures in results["engines"][role]["candidates"].items():
             log(f"  {role} {name}: " + ", ".join(f"{k} {v}" for k, v in figures.items() if k != "description"))
+    if plan.decode_photos:
+        log(f"decode: native crops from {len(plan.decode_photos)} photographs, full decode against region decode")
+        results["decode"] = _in_fresh_process(decode_stage, list(plan.decode_photos))
+        for case, figures in results["decode"].items():
+            if isinstance(figures, dict):
+                log(f"  {case}: full decode + crop {figures['full_decode_crop_img_s']} img/s, region decode "
+                    f"{figures['region_decode_img_s']} img/s (x{figures['speedup']}), "
+                    f"{figures['pixels_differing']} pixels differ in {figures['crops_checked']} crops")
     if plan.probe_labels is not None:
         log(f"probe fidelity: embedding every image of {plan.probe_labels} with eager fp32 and {plan.profile.embedding.engine}")
         results["engines"]["probe_fidelity"] = _in_fresh_process(_probe_fidelity, plan)

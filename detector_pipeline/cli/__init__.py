@@ -72,6 +72,8 @@ def _add_model_commands(sub) -> None:
     bench.add_argument("--amp", choices=("auto", "bf16", "fp32"), help="default: the profile's")
     bench.add_argument("--probe-fidelity", action="store_true",
                        help="also fit the probe on every labelled image's embeddings, eager fp32 and the profile's engine (minutes)")
+    bench.add_argument("--decode", action="store_true",
+                       help="also time native crops from large JPEGs (fetches the demo's source photographs with apt-get download)")
     bench.add_argument("--out", default="bench.json")
     bench.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
 

@@ -112,8 +112,14 @@ def bench(args) -> int:
     root = Path(os.environ.get("DETECTOR_IMAGES_ROOT", labels.parent))
     paths = tuple(sample_images(labels, root, args.images))
     log = (lambda _: None) if args.json else (lambda line: print(line, file=sys.stderr))
+    photos = ()
+    if args.decode:
+        from detector_pipeline.bench.decode import photo_files
+
+        photos = tuple(photo_files(PROJECT_ROOT / "data/cache/bench-photos"))
     plan = BenchPlan(profile, paths, device=args.device, memory_images=args.memory_images,
-                     probe_labels=labels if args.probe_fidelity else None, probe_images_root=root)
+                     probe_labels=labels if args.probe_fidelity else None, probe_images_root=root,
+                     decode_photos=photos)
     results = run_bench(plan, log=log)
     from detector_pipeline.registry.artifacts import write_json_atomic
 
