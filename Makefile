@@ -29,9 +29,10 @@ demo: venv weights instance turbojpeg
 	$(BIN)/detector-pipeline run --profile demo
 	@echo "Open the Dagster UI on http://127.0.0.1:3000 with: make ui"
 
-# Debian's libjpeg-turbo API library, for decoding only a crop's region of a large JPEG (else: whole).
+# Debian's libjpeg-turbo API library and jpegtran, for decoding only a crop's region of a large JPEG
+# (data/jpeg_regions.py; without them images decode whole).
 turbojpeg:
-	@ldconfig -p | grep -q libturbojpeg.so || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libturbojpeg0; }
+	@{ ldconfig -p | grep -q libturbojpeg.so && command -v jpegtran >/dev/null; } || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libturbojpeg0 libjpeg-turbo-progs; }
 
 # Debian's chromium, for the real-browser UI test.
 browser:

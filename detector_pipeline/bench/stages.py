@@ -96,9 +96,11 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
         results["decode"] = _in_fresh_process(decode_stage, list(plan.decode_photos))
         for case, figures in results["decode"].items():
             if isinstance(figures, dict):
-                log(f"  {case}: full decode + crop {figures['full_decode_crop_img_s']} img/s, region decode "
-                    f"{figures['region_decode_img_s']} img/s (x{figures['speedup']}), "
-                    f"{figures['pixels_differing']} pixels differ in {figures['crops_checked']} crops")
+                rows = figures.get("restart_copy", {})
+                log(f"  {case}: full decode + crop {figures['full_decode_crop_img_s']} img/s, lossless crop "
+                    f"{figures['region_decode_img_s']} img/s (x{figures['speedup']}), restart-marker copy "
+                    f"{rows.get('region_decode_img_s')} img/s (x{rows.get('speedup')}); pixels differing: "
+                    f"{figures['pixels_differing']} and {rows.get('pixels_differing')} in {figures['crops_checked']} crops")
     if plan.probe_labels is not None:
         log(f"probe fidelity: embedding every image of {plan.probe_labels} with eager fp32 and {plan.profile.embedding.engine}")
         results["engines"]["probe_fidelity"] = _in_fresh_process(_probe_fidelity, plan)

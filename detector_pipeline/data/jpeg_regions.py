@@ -7,18 +7,25 @@ the crop plus one MCU on every side, because chroma upsampling at a region's edg
 its neighbours: the crop cut from the middle of it equals the full decode's crop pixel for pixel
 (tested; README: Performance). So crops stay anywhere, not only on the MCU grid.
 
-Needs PyTurboJPEG (1.x: libjpeg-turbo 2.x, Debian's libturbojpeg0); without it, or for anything that
-is not a plain baseline/progressive JPEG (other formats, CMYK, EXIF-rotated, smaller than the crop),
-`RegionDecoder` decodes the whole image with Pillow as before.
+The lossless crop still Huffman-decodes the whole file, most of a decode's cost; with a restart-marker
+copy of a large JPEG (data/restart_jpegs.py, made once per image content) only the crop's MCU rows
+are read at all.
+
+Needs PyTurboJPEG (1.x: libjpeg-turbo 2.x, Debian's libturbojpeg0; the copies need Debian's jpegtran,
+libjpeg-turbo-progs); without it, or for anything that is not a plain baseline/progressive JPEG (other
+formats, CMYK, EXIF-rotated, smaller than the crop), `RegionDecoder` decodes the whole image with
+Pillow as before.
 """
 
 import io
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
 from detector_pipeline.data.images import MAX_PIXELS, BadImage, decode_rgb
+from detector_pipeline.data.restart_jpegs import RestartJpegCache, RowIndex
 
 try:
     import turbojpeg
@@ -28,6 +35,9 @@ except (ImportError, OSError, RuntimeError):  # module or shared library missing
     turbojpeg, _TURBO = None, None
 
 _SOI = b"\xff\xd8"
+# A restart-marker copy pays from photos of 4 crops' area up (a 448x448 photo); smaller ones are cheap
+# to decode whole, and the demo's ~330 px images never get one.
+_COPY_FROM_CROPS = 4
 
 
 def region_decoding_available() -> bool:
@@ -63,12 +73,23 @@ def decode_region(data: bytes, x: int, y: int, width: int, height: int) -> Image
     return Image.fromarray(np.ascontiguousarray(pixels[y - top:y - top + height, x - left:x - left + width]))
 
 
+def decode_region_of_rows(copy: bytes, mcu_height: int, image_height: int, x: int, y: int, width: int,
+                          height: int) -> Image.Image:
+    """decode_region from a restart-marker copy: only the MCU rows under the region (and one above
+    and below it, for chroma upsampling) are read."""
+    index = RowIndex(copy, mcu_height, image_height)
+    first, end = max(0, y // mcu_height - 1), min(len(index.rows), (y + height) // mcu_height + 2)
+    return decode_region(index.strip(first, end), x, y - first * mcu_height, width, height)
+
+
 class RegionDecoder:
     """bytes -> a random `size` x `size` native crop (region decode), or the whole image (Pillow) where
-    region decoding does not apply; NativeCrop then crops the latter as it always did."""
+    region decoding does not apply; NativeCrop then crops the latter as it always did. With `copies`,
+    large JPEGs are read through their restart-marker copies (made on first use)."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, copies: Path | None = None):
         self.size = size
+        self.copies = RestartJpegCache(copies) if copies is not None else None
 
     def __call__(self, data: bytes) -> Image.Image:
         header = jpeg_header(data)
@@ -80,12 +101,23 @@ class RegionDecoder:
         # torch's generator, like RandomCrop's: the loader seeds it per worker and per epoch.
         x, y = (int(torch.randint(0, side - self.size + 1, (1,))) for side in (width, height))
         try:
+            copy = self._copy(data, width * height)
+            if copy is not None:
+                try:
+                    return decode_region_of_rows(copy, header[2][1], height, x, y, self.size, self.size)
+                except ValueError:  # a copy without one restart interval per row: crop the original
+                    pass
             return decode_region(data, x, y, self.size, self.size)
         except OSError:  # a file libjpeg-turbo rejects mid-way: Pillow says what is wrong with it
             return decode_rgb(data)
 
+    def _copy(self, data: bytes, pixels: int) -> bytes | None:
+        if self.copies is None or pixels < _COPY_FROM_CROPS * self.size * self.size:
+            return None
+        return self.copies.copy_of(data)
+
     def __repr__(self) -> str:
-        return f"RegionDecoder(size={self.size})"
+        return f"RegionDecoder(size={self.size}, copies={self.copies.folder if self.copies else None})"
 
 
 def _rotated(data: bytes) -> bool:

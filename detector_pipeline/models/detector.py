@@ -51,10 +51,11 @@ class Preprocessing:
         """Per image, in the loader: PIL -> uint8 crop."""
         return (detector_transform if self.native_crops else resized_transform)(self.crop_size, train)
 
-    def decoder(self, train: bool):
+    def decoder(self, train: bool, restart_copies: Path | None = None):
         """Per file, in the loader: bytes -> PIL. Native training crops decode only the crop's region
-        of a large JPEG (the same pixels, a fraction of the work); the rest decodes whole."""
-        return RegionDecoder(self.crop_size) if train and self.native_crops else decode_rgb
+        of a large JPEG (the same pixels, a fraction of the work), through restart-marker copies kept
+        in `restart_copies` where given; the rest decodes whole."""
+        return RegionDecoder(self.crop_size, restart_copies) if train and self.native_crops else decode_rgb
 
     def normalizer(self, device: torch.device) -> BatchNormalize:
         """Per batch, on the device: uint8 -> the model's normalized float input."""

@@ -39,6 +39,9 @@ def fit_probe(labels: pd.DataFrame, embedding_set: EmbeddingSet, data_dir: Path,
     return _save(data_dir, "models", state, config)
 
 
+RESTART_COPIES = "cache/restart-jpegs"
+
+
 def train_detector(labels: pd.DataFrame, data_dir: Path, profile: Profile, pos_weight: float | None,
                    native_crops: bool = True, processes: int = 1, log=print, run_command=None,
                    models_subdir: str = "models") -> ModelRecord:
@@ -52,12 +55,13 @@ def train_detector(labels: pd.DataFrame, data_dir: Path, profile: Profile, pos_w
     run_key = hashlib.sha256(f"{labels_version(labels)}|{spec.record()}|{settings_dict(settings)}|"
                              f"{TRAINING_CODE_VERSION}".encode())
     checkpoint_dir = data_dir / "checkpoints" / run_key.hexdigest()[:16]
+    copies = data_dir / RESTART_COPIES  # large JPEGs' restart-marker copies, for region decoding
     if settings.processes > 1:
-        result = _train_distributed(spec, settings, train, val, checkpoint_dir, run_command or _run_checked)
+        result = _train_distributed(spec, settings, train, val, checkpoint_dir, copies, run_command or _run_checked)
     else:
         result = loop.train_detector(spec, image_files(train), train["ai_score"].to_numpy(), image_files(val),
                                      val["label"].to_numpy(), settings, pick_device(profile.device),
-                                     checkpoint_dir=checkpoint_dir, log=log)
+                                     checkpoint_dir=checkpoint_dir, log=log, restart_copies=copies)
     config = {"kind": "detector", "backbone": spec.record(), "backbone_description": spec.describe(),
               "randomly_initialised": spec.is_random, "seed": settings.seed, "settings": settings_dict(settings),
               "preprocessing": settings.preprocessing(spec.architecture).as_dict(),
@@ -77,13 +81,13 @@ def _run_checked(argv: list[str]) -> None:
 
 
 def _train_distributed(spec: BackboneSpec, settings: TrainSettings, train: pd.DataFrame, val: pd.DataFrame,
-                       checkpoint_dir: Path, run_command) -> TrainResult:
+                       checkpoint_dir: Path, copies: Path, run_command) -> TrainResult:
     from detector_pipeline.training import ddp
 
     with tempfile.TemporaryDirectory(prefix="ddp-") as tmp:
         folder = Path(tmp)
         job = ddp.write_job(folder, spec, settings, image_files(train), train["ai_score"].to_numpy(),
-                            image_files(val), val["label"].to_numpy(), checkpoint_dir)
+                            image_files(val), val["label"].to_numpy(), checkpoint_dir, copies)
         run_command(ddp.launch_command(job, settings.processes))
         digests = {json.loads(p.read_text())["final_weights_digest"] for p in folder.glob("rank*.json")}
         if len(digests) != 1:

@@ -31,11 +31,12 @@ def launch_command(job_file: Path, processes: int) -> list[str]:
 
 
 def write_job(folder: Path, spec: BackboneSpec, settings: TrainSettings, train_paths, train_scores,
-              val_paths, val_labels, checkpoint_dir: Path | None) -> Path:
+              val_paths, val_labels, checkpoint_dir: Path | None, restart_copies: Path | None = None) -> Path:
     job = {"spec": spec.as_dict(), "settings": settings.__dict__, "out": str(folder),
            "train_paths": [str(p) for p in train_paths], "train_scores": [float(s) for s in train_scores],
            "val_paths": [str(p) for p in val_paths], "val_labels": [int(v) for v in val_labels],
-           "checkpoint_dir": None if checkpoint_dir is None else str(checkpoint_dir)}
+           "checkpoint_dir": None if checkpoint_dir is None else str(checkpoint_dir),
+           "restart_copies": None if restart_copies is None else str(restart_copies)}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "job.json").write_text(json.dumps(job))
     return folder / "job.json"
@@ -74,6 +75,7 @@ def main(job_file: str) -> None:
                 BackboneSpec(**job["spec"]), [Path(p) for p in job["train_paths"]], job["train_scores"],
                 [Path(p) for p in job["val_paths"]], job["val_labels"], TrainSettings(**job["settings"]), device,
                 checkpoint_dir=Path(job["checkpoint_dir"]) if job["checkpoint_dir"] else None, log=log,
+                restart_copies=Path(job["restart_copies"]) if job.get("restart_copies") else None,
             )
             # Every rank records a digest of its final weights: DDP keeps the replicas identical.
             digest = _parameter_digest(result.final_state)

@@ -54,6 +54,7 @@ def train_detector(
     val_paths: Sequence[Path], val_labels: Sequence[int],
     settings: TrainSettings, device: torch.device,
     checkpoint_dir: Path | None = None, log: Callable[[str], None] = print,
+    restart_copies: Path | None = None,
 ) -> TrainResult:
     """Single process, or one rank of a torchrun job when torch.distributed is initialised: then the
     model is wrapped in DistributedDataParallel, each rank reads its share of the training images, and
@@ -65,7 +66,7 @@ def train_detector(
     criterion = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     preprocessing = settings.preprocessing(spec.architecture)
     dataset = ImageFiles(train_paths, train_scores, preprocessing.transform(train=True),
-                         preprocessing.decoder(train=True))
+                         preprocessing.decoder(train=True, restart_copies=restart_copies))
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     sampler = DistributedSampler(dataset, shuffle=True, seed=settings.seed) if distributed else None
     lead = not distributed or torch.distributed.get_rank() == 0

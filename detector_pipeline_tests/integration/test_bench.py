@@ -65,6 +65,8 @@ def test_bench_reports_every_stage_incremental_cost_memory_engines_and_decoding(
         decode = result["decode"][case]
         assert decode["full_decode_crop_img_s"] > 0 and decode["region_decode_img_s"] > 0
         assert decode["crops_checked"] > 0 and decode["pixels_differing"] == 0
+        rows = decode["restart_copy"]
+        assert rows["region_decode_img_s"] > 0 and rows["pixels_differing"] == 0 and rows["crops_checked"] > 0
     assert result["decode"]["1600x1200"]["size"] == [1600, 1200]
     assert result["decode"]["largest"]["photo"] == "photo1.jpg"
 
