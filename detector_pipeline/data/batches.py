@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from detector_pipeline.data.labels import LabelsError, normalize_optional_columns, read_labels_table
+from detector_pipeline.data.splits import held_out_groups_to_test
 
 BASE_BATCH = "base"  # the configured labels file and images root
 READY_MARKER = "_READY"
@@ -84,4 +85,4 @@ def combine_batches(loaded: "pd.DataFrame | dict[str, pd.DataFrame]") -> pd.Data
     else:
         frames = [loaded[k] for k in sorted(loaded, key=lambda k: (k != BASE_BATCH, k))]
     table = normalize_optional_columns(pd.concat(frames, ignore_index=True))
-    return table.drop_duplicates("sha256", keep="last", ignore_index=True)
+    return held_out_groups_to_test(table.drop_duplicates("sha256", keep="last", ignore_index=True))

@@ -32,6 +32,17 @@ def assign_splits(
     return groups.astype(str).map(split_of)
 
 
+def held_out_groups_to_test(table: pd.DataFrame) -> pd.DataFrame:
+    """Batches get their splits one at a time: a source group that a held-out family's row sent to
+    test in one batch may come back in a later batch without one, and would be hashed to train or val
+    there. Over all batches, every row of such a group goes to test."""
+    if "family_held_out" not in table.columns:
+        return table
+    groups = group_column(table)
+    forced = set(groups[table["family_held_out"].astype(bool)])
+    return table.assign(split=table["split"].where(~groups.isin(forced), "test"))
+
+
 def group_column(table: pd.DataFrame) -> pd.Series:
     """`source_group` where the labels have it, else each image is its own group."""
     if "source_group" in table.columns:

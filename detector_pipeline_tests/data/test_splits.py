@@ -30,3 +30,21 @@ def test_held_out_family_groups_go_to_test_whole():
     forced = pd.Series([False, True, False, False, False])
     splits = assign_splits(groups, forced_test=forced)
     assert list(splits[:2]) == ["test", "test"]
+
+
+def test_a_held_out_group_returning_in_a_later_batch_stays_in_test():
+    import pandas as pd
+
+    from detector_pipeline.data.batches import combine_batches
+    from detector_pipeline.data.splits import assign_splits, group_fraction
+
+    group = next(f"photo{i}" for i in range(100) if group_fraction(f"photo{i}", 0) < 0.5)  # hashes to train
+    base = pd.DataFrame({"sha256": ["a", "b"], "source_group": [group, group], "family_held_out": [True, False],
+                         "ai_score": [0.9, 0.1]})
+    base["split"] = assign_splits(base["source_group"], forced_test=base["family_held_out"])
+    later = pd.DataFrame({"sha256": ["c"], "source_group": [group], "family_held_out": [False], "ai_score": [0.2]})
+    later["split"] = assign_splits(later["source_group"], forced_test=later["family_held_out"])
+    assert later["split"].iloc[0] == "train"  # on its own, the batch would leak the group into train
+
+    combined = combine_batches({"base": base, "2026-11-29-feed": later})
+    assert set(combined["split"]) == {"test"}
