@@ -25,7 +25,6 @@ from detector_pipeline.defs.resources import PipelineSettings
 from detector_pipeline.defs.schedules import nightly_retrain
 from detector_pipeline.defs.sensors import new_label_batches
 
-
 SMALL_MACHINE_CORES = 8
 
 

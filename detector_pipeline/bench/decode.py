@@ -25,7 +25,6 @@ from detector_pipeline.data.jpeg_regions import (
     jpeg_header,
     region_decoding_available,
 )
-from detector_pipeline.data.restart_jpegs import RestartJpegCache
 from detector_pipeline.data.transforms import NativeCrop
 
 CROP = 224

@@ -117,7 +117,7 @@ def compare_engines(model: torch.nn.Module, inputs: torch.Tensor, calibration: t
                 setup = time.perf_counter() - started
                 outputs = np.concatenate([run(batch) for batch in inputs.split(batch_size)])
                 img_s = batch_size / _median_batch_seconds(run, inputs[:batch_size], repeats)
-            except Exception as exc:  # an engine missing on this machine is a finding, not a crash
+            except Exception as exc:  # noqa: BLE001 (an engine missing on this machine is a finding, not a crash)
                 results[candidate.name] = {"description": candidate.description, "error": f"{type(exc).__name__}: {exc}"[:300]}
                 log(f"  {candidate.name}: unavailable ({type(exc).__name__})")
                 continue
@@ -163,7 +163,7 @@ def probe_fidelity(labels: pd.DataFrame, embeddings_by_engine: dict[str, np.ndar
     the rows' order of the matrices."""
     from detector_pipeline.data.splits import group_column
     from detector_pipeline.evaluation.statistics import ranking_with_intervals
-    from detector_pipeline.models.probe import fit_probe, probe_state, probe_scores
+    from detector_pipeline.models.probe import fit_probe, probe_scores, probe_state
 
     train, test = (labels["split"] == "train").to_numpy(), (labels["split"] == "test").to_numpy()
     out = {}

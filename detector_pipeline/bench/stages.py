@@ -23,15 +23,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-from detector_pipeline.config.device import autocast_dtype, pick_device, to_device
 from detector_pipeline.bench import engines
 from detector_pipeline.bench.decode import decode_stage
+from detector_pipeline.config.device import autocast_dtype, pick_device, to_device
 from detector_pipeline.config.profiles import Profile
 from detector_pipeline.data.datasets import ImageFiles, make_loader
 from detector_pipeline.models import quantized
-from detector_pipeline.models.backbones import BackboneSpec, WeightsUnavailable, create_backbone, data_config
+from detector_pipeline.models.backbones import (
+    BackboneSpec,
+    WeightsUnavailable,
+    create_backbone,
+    data_config,
+)
 from detector_pipeline.models.calibration import calibration_file
-from detector_pipeline.models.embeddings import add_to_cache, cache_file, embed_files, embed_with_cache, read_cache
+from detector_pipeline.models.embeddings import (
+    add_to_cache,
+    cache_file,
+    embed_files,
+    embed_with_cache,
+    read_cache,
+)
 from detector_pipeline.registry import artifacts
 from detector_pipeline.tasks.scoring import score_to_parquet
 from detector_pipeline.training.loop import init_binary_head, train_step
@@ -272,8 +283,8 @@ def _probe_fidelity(plan: BenchPlan) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-probe-") as tmp:
         for engine in dict.fromkeys(("eager", profile.embedding.engine)):
             spec = replace(profile.embedding, engine=engine)
-            elapsed, embedded = _timed(device, lambda: embed_with_cache(spec, images, Path(tmp), profile.embed_batch_size,
-                                                                        device, profile.num_workers, profile.amp))
+            elapsed, embedded = _timed(device, lambda spec=spec: embed_with_cache(
+                spec, images, Path(tmp), profile.embed_batch_size, device, profile.num_workers, profile.amp))
             table = embedded.table.set_index("sha256")["embedding"]
             matrices[engine], seconds[engine] = np.stack(table.loc[labels["sha256"]].to_numpy()), round(elapsed, 1)
     figures = engines.probe_fidelity(labels, matrices, profile.seed)

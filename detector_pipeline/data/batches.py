@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from detector_pipeline.data.labels import LabelsError, normalize_optional_columns, read_labels_table
+from detector_pipeline.data.labels import (
+    LabelsError,
+    normalize_optional_columns,
+    read_labels_table,
+)
 from detector_pipeline.data.splits import held_out_groups_to_test
 
 BASE_BATCH = "base"  # the configured labels file and images root

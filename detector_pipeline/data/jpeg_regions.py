@@ -125,5 +125,5 @@ def _rotated(data: bytes) -> bool:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.getexif().get(0x0112, 1) != 1
-    except Exception:  # an unreadable header: leave the verdict to the full decoder
+    except Exception:  # noqa: BLE001 (an unreadable header: the full decoder gives the verdict)
         return True

@@ -12,7 +12,11 @@ from safetensors.torch import load_file, save_file
 
 from detector_pipeline.data.images import open_rgb
 from detector_pipeline.models import quantized
-from detector_pipeline.models.backbones import BackboneSpec, create_backbone, data_config
+from detector_pipeline.models.backbones import (
+    BackboneSpec,
+    create_backbone,
+    data_config,
+)
 from detector_pipeline.registry.artifacts import atomic_path
 
 # 32 images measured as enough: per-image cosine to fp32 >= 0.99 on held-out demo images (README).

@@ -16,7 +16,11 @@ from detector_pipeline.config.device import autocast_dtype, to_device
 from detector_pipeline.data.datasets import ImageFiles, make_loader
 from detector_pipeline.data.transforms import BatchNormalize
 from detector_pipeline.models.backbones import BackboneSpec, data_config
-from detector_pipeline.models.calibration import calibration_id, create_inference_backbone, ensure_calibration
+from detector_pipeline.models.calibration import (
+    calibration_id,
+    create_inference_backbone,
+    ensure_calibration,
+)
 from detector_pipeline.registry.artifacts import atomic_path, file_lock
 
 

@@ -19,7 +19,11 @@ from detector_pipeline.data.jpeg_regions import (
     jpeg_header,
     region_decoding_available,
 )
-from detector_pipeline.data.restart_jpegs import RestartJpegCache, RowIndex, with_restart_markers
+from detector_pipeline.data.restart_jpegs import (
+    RestartJpegCache,
+    RowIndex,
+    with_restart_markers,
+)
 
 WIDTH, HEIGHT = 333, 250  # not multiples of any MCU: partial MCUs at the right and bottom edges
 

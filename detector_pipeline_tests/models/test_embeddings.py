@@ -8,7 +8,11 @@ import torch
 
 from detector_pipeline.models.backbones import BackboneSpec
 from detector_pipeline.models.calibration import CalibrationMissing, calibration_file
-from detector_pipeline.models.embeddings import cache_file, embed_images, embed_with_cache
+from detector_pipeline.models.embeddings import (
+    cache_file,
+    embed_images,
+    embed_with_cache,
+)
 from detector_pipeline_tests.conftest import write_tiny_dataset
 
 

@@ -4,7 +4,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector_pipeline.models.quantized import Int8Linear, activation_maxima, quantize_linears, quantizable_linears
+from detector_pipeline.models.quantized import (
+    Int8Linear,
+    activation_maxima,
+    quantizable_linears,
+    quantize_linears,
+)
 
 
 @settings(max_examples=25, deadline=None)
