@@ -93,19 +93,20 @@ def test_new_batch_retrain_embeds_only_new_images_and_lineage_reaches_both_batch
 def test_a_worse_candidate_is_not_promoted(trained, monkeypatch):
     settings, instance = trained
     promoted = registry.read_promoted(Path(settings.data_dir))
-    real_scores = promotion_tasks.detector_scores
+    real_scores = promotion_tasks.validation_scores
 
-    def scores(folder: Path, files, profile, *perturb):
+    def scores(labels, folder: Path, profile, data_dir):
         """The promoted model ranks validation perfectly; any other version ranks it backwards."""
-        labels = np.array([int(f in positives) for f in map(str, files)])
-        return labels.astype(float) if folder.name == promoted["version"] else 1.0 - labels
+        files = labels.loc[labels["split"] == "val", "file"]
+        truth = np.array([int(f in positives) for f in map(str, files)])
+        return truth.astype(float) if folder.name == promoted["version"] else 1.0 - truth
 
     table = dg.materialize([*ASSETS, *CHECKS], selection=["training_labels"], resources={"settings": settings},
                            instance=instance).output_for_node("training_labels")
     positives = set(table.loc[table["label"] == 1, "file"])
-    monkeypatch.setattr(promotion_tasks, "detector_scores", scores)
+    monkeypatch.setattr(promotion_tasks, "validation_scores", scores)
     result = _retrain(settings, instance, seed=12345)
-    monkeypatch.setattr(promotion_tasks, "detector_scores", real_scores)
+    monkeypatch.setattr(promotion_tasks, "validation_scores", real_scores)
 
     assert not result.success
     refusals, errors = _run_outcome(result)  # what `detector-pipeline run` tells the operator
