@@ -104,40 +104,51 @@ def model_inputs(model: torch.nn.Module, paths: list[str]) -> torch.Tensor:
 
 def compare_engines(model: torch.nn.Module, inputs: torch.Tensor, calibration: torch.Tensor, batch_size: int,
                     candidates: tuple[Candidate, ...], fidelity: Callable[[np.ndarray, np.ndarray], dict],
-                    repeats: int = 5, log=print) -> dict:
-    """{candidate: img/s (median batch), speed-up over the first candidate, fidelity to the first
-    candidate's outputs, setup seconds}; a candidate that fails to build says why."""
+                    rounds: int = 8, warmup_rounds: int = 2, log=print) -> dict:
+    """{candidate: img/s, speed-up over the first candidate, fidelity to the first candidate's outputs,
+    set-up seconds}; a candidate that fails to build says why.
+
+    Timing is interleaved: each round times one batch of every candidate in turn, so a shared machine
+    that slows down or speeds up moves them all alike; img/s is the median over rounds, the speed-up
+    the median of the per-round ratios to the first candidate."""
     model = model.eval()
-    results, reference = {}, None
-    for candidate in candidates:
-        with tempfile.TemporaryDirectory(prefix="engine-") as work, torch.inference_mode():
+    results, runners, reference = {}, {}, None
+    with torch.inference_mode():
+        for candidate in candidates:
             try:
-                started = time.perf_counter()
-                run = candidate.build(model, calibration, Path(work))
-                setup = time.perf_counter() - started
+                with tempfile.TemporaryDirectory(prefix="engine-") as work:
+                    started = time.perf_counter()
+                    run = candidate.build(model, calibration, Path(work))
+                    setup = time.perf_counter() - started
                 outputs = np.concatenate([run(batch) for batch in inputs.split(batch_size)])
-                img_s = batch_size / _median_batch_seconds(run, inputs[:batch_size], repeats)
             except Exception as exc:  # noqa: BLE001 (an engine missing on this machine is a finding, not a crash)
                 results[candidate.name] = {"description": candidate.description, "error": f"{type(exc).__name__}: {exc}"[:300]}
                 log(f"  {candidate.name}: unavailable ({type(exc).__name__})")
                 continue
-        reference = outputs if reference is None else reference
-        base = results[candidates[0].name]["img_s"] if results else img_s
-        results[candidate.name] = {"description": candidate.description, "img_s": round(img_s, 2),
-                                   "speedup": round(img_s / base, 2), "setup_seconds": round(setup, 1),
-                                   **fidelity(outputs, reference)}
-        log(f"  {candidate.name}: {img_s:.2f} img/s, x{img_s / base:.2f}, {fidelity(outputs, reference)}")
+            reference = outputs if reference is None else reference
+            runners[candidate.name] = run
+            results[candidate.name] = {"description": candidate.description, "setup_seconds": round(setup, 1),
+                                       **fidelity(outputs, reference)}
+        seconds = _interleaved_batch_seconds(runners, inputs[:batch_size], rounds, warmup_rounds)
+    first = next(iter(seconds), None)
+    for name, times in seconds.items():
+        results[name]["img_s"] = round(batch_size / float(np.median(times)), 2)
+        results[name]["speedup"] = round(float(np.median(np.asarray(seconds[first]) / np.asarray(times))), 2)
+        results[name]["rounds"] = rounds
+        log(f"  {name}: {results[name]['img_s']} img/s, x{results[name]['speedup']}")
     return results
 
 
-def _median_batch_seconds(run: Runner, batch: torch.Tensor, repeats: int) -> float:
-    run(batch)  # warm-up
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run(batch)
-        seconds.append(time.perf_counter() - started)
-    return float(np.median(seconds))
+def _interleaved_batch_seconds(runners: dict[str, Runner], batch: torch.Tensor, rounds: int,
+                               warmup_rounds: int) -> dict[str, list[float]]:
+    seconds: dict[str, list[float]] = {name: [] for name in runners}
+    for round_index in range(warmup_rounds + rounds):
+        for name, run in runners.items():
+            started = time.perf_counter()
+            run(batch)
+            if round_index >= warmup_rounds:
+                seconds[name].append(time.perf_counter() - started)
+    return seconds
 
 
 def embedding_fidelity(outputs: np.ndarray, reference: np.ndarray) -> dict:
