@@ -71,8 +71,7 @@ def _onnxruntime_dynamic_int8(model, calibration, work) -> Runner:
 
 
 def _int8_model(model, calibration) -> torch.nn.Module:
-    maxima = quantized.activation_maxima(model, calibration.split(8))
-    return quantized.quantize_linears(copy.deepcopy(model), maxima)
+    return quantized.quantize_calibrated(copy.deepcopy(model), calibration.split(8))
 
 
 def _int8(model, calibration, _work) -> Runner:

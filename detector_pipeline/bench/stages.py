@@ -210,7 +210,7 @@ def _engine_backbone(spec: BackboneSpec, paths) -> tuple[torch.nn.Module, Backbo
     model, spec = _backbone(spec, 0)
     if spec.engine == "int8":
         calibration = engines.model_inputs(model, list(paths[:32]))
-        model = quantized.quantize_linears(model, quantized.activation_maxima(model.eval(), calibration.split(8)))
+        model = quantized.quantize_calibrated(model.eval(), calibration.split(8))
     return model, spec
 
 

@@ -36,17 +36,21 @@ def calibration_id(spec: BackboneSpec, cache_dir: Path) -> str | None:
     """A short content hash of the calibration file; None for the eager engine."""
     if spec.engine == "eager":
         return None
+    return hashlib.sha256(_existing_calibration(spec, cache_dir).read_bytes()).hexdigest()[:12]
+
+
+def _existing_calibration(spec: BackboneSpec, cache_dir: Path) -> Path:
     path = calibration_file(spec, cache_dir)
     if not path.is_file():
         raise CalibrationMissing(f"{path} does not exist: embed through the pipeline, which calibrates first")
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return path
 
 
 def ensure_calibration(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, log=None) -> str | None:
     """Calibrates the int8 engine on the `CALIBRATION_IMAGES` images of `images` (columns file, sha256)
     with the smallest hashes (the same ones whatever order the labels came in), unless a calibration
     exists already: it is never replaced, so the cache it names stays valid. The caller holds the
-    cache's lock."""
+    calibration's lock (embeddings.prepare_engine)."""
     if spec.engine == "eager":
         return None
     path = calibration_file(spec, cache_dir)
@@ -67,10 +71,7 @@ def create_inference_backbone(spec: BackboneSpec, cache_dir: Path) -> torch.nn.M
     model = _eager_backbone(spec)
     if spec.engine == "eager":
         return model
-    path = calibration_file(spec, cache_dir)
-    if not path.is_file():
-        raise CalibrationMissing(f"{path} does not exist: embed through the pipeline, which calibrates first")
-    return quantized.quantize_linears(model, load_file(str(path)))
+    return quantized.quantize_linears(model, load_file(str(_existing_calibration(spec, cache_dir))))
 
 
 def _eager_backbone(spec: BackboneSpec) -> torch.nn.Module:

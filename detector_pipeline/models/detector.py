@@ -14,7 +14,11 @@ from detector_pipeline.config.device import autocast_dtype, to_device
 from detector_pipeline.data.datasets import ImageFiles, make_loader
 from detector_pipeline.data.images import decode_rgb
 from detector_pipeline.data.jpeg_regions import RegionDecoder
-from detector_pipeline.data.transforms import BatchNormalize, detector_transform, resized_transform
+from detector_pipeline.data.transforms import (
+    BatchNormalize,
+    detector_transform,
+    resized_transform,
+)
 from detector_pipeline.models.backbones import BackboneSpec, create_backbone
 from detector_pipeline.registry import artifacts
 

@@ -86,3 +86,9 @@ def quantize_linears(model: torch.nn.Module, maxima: dict[str, torch.Tensor], al
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, Int8Linear(linear, 1 / smoothing_scales(linear, maxima[name], alpha)))
     return model
+
+
+def quantize_calibrated(model: torch.nn.Module, batches: Iterable[torch.Tensor],
+                        alpha: float = SMOOTHING_ALPHA) -> torch.nn.Module:
+    """Calibrated on `batches`, then quantized, in place (where no calibration file is kept: the bench)."""
+    return quantize_linears(model, activation_maxima(model, batches), alpha)
