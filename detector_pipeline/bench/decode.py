@@ -85,9 +85,8 @@ def _compare(blobs: list[bytes], repeats: int, exactness_crops: int, seed: int) 
             copies = [rows_path.copies.copy_of(data) for data in blobs]  # made once per image, then kept
             made = (time.perf_counter() - started) / len(blobs)
             rows = _img_s(rows_path, blobs, repeats)
-            mcu_height = jpeg_header(blobs[0])[2][1]
             exact = _exactness(blobs, exactness_crops, seed, lambda data, *box: decode_region_of_rows(
-                copies[blobs.index(data)], mcu_height, height, *box))
+                copies[blobs.index(data)], jpeg_header(data), *box))
             figures["restart_copy"] = {"region_decode_img_s": round(rows, 1), "speedup": round(rows / full, 2),
                                        "copy_ms_per_image_once": round(made * 1000, 1),
                                        "copy_bytes_mean": int(np.mean([len(c) for c in copies])), **exact}

@@ -64,22 +64,31 @@ def jpeg_header(data: bytes) -> tuple[int, int, tuple[int, int]] | None:
 
 def decode_region(data: bytes, x: int, y: int, width: int, height: int) -> Image.Image:
     """The pixels [x, x+width) x [y, y+height) of a JPEG as RGB, equal to the full decode's crop."""
-    full_width, full_height, (mcu_w, mcu_h) = jpeg_header(data)
+    return _cut(data, jpeg_header(data), x, y, width, height)
+
+
+def decode_region_of_rows(copy: bytes, header: tuple[int, int, tuple[int, int]], x: int, y: int, width: int,
+                          height: int) -> Image.Image:
+    """decode_region from a restart-marker copy of a JPEG whose jpeg_header is `header`: only the MCU
+    rows under the region (and one above and below it, for chroma upsampling) are read."""
+    full_width, full_height, (mcu_w, mcu_h) = header
+    index = RowIndex(copy, mcu_h, full_height)
+    first, end = max(0, y // mcu_h - 1), min(len(index.rows), (y + height) // mcu_h + 2)
+    strip_height = min(full_height, end * mcu_h) - first * mcu_h
+    return _cut(index.strip(first, end), (full_width, strip_height, (mcu_w, mcu_h)), x, y - first * mcu_h,
+                width, height)
+
+
+def _cut(data: bytes, header: tuple[int, int, tuple[int, int]], x: int, y: int, width: int,
+         height: int) -> Image.Image:
+    """decode_region with the JPEG's header already read (the caller checked it once)."""
+    full_width, full_height, (mcu_w, mcu_h) = header
     left, top = max(0, (x // mcu_w - 1) * mcu_w), max(0, (y // mcu_h - 1) * mcu_h)
     right, bottom = min(full_width, x + width + mcu_w), min(full_height, y + height + mcu_h)
     # preserve=True: keep the partial MCU at the right and bottom edges (False trims it away).
     region = _TURBO.crop(data, left, top, right - left, bottom - top, preserve=True)
     pixels = _TURBO.decode(region, pixel_format=turbojpeg.TJPF_RGB)
     return Image.fromarray(np.ascontiguousarray(pixels[y - top:y - top + height, x - left:x - left + width]))
-
-
-def decode_region_of_rows(copy: bytes, mcu_height: int, image_height: int, x: int, y: int, width: int,
-                          height: int) -> Image.Image:
-    """decode_region from a restart-marker copy: only the MCU rows under the region (and one above
-    and below it, for chroma upsampling) are read."""
-    index = RowIndex(copy, mcu_height, image_height)
-    first, end = max(0, y // mcu_height - 1), min(len(index.rows), (y + height) // mcu_height + 2)
-    return decode_region(index.strip(first, end), x, y - first * mcu_height, width, height)
 
 
 class RegionDecoder:
@@ -104,10 +113,10 @@ class RegionDecoder:
             copy = self._copy(data, width * height)
             if copy is not None:
                 try:
-                    return decode_region_of_rows(copy, header[2][1], height, x, y, self.size, self.size)
+                    return decode_region_of_rows(copy, header, x, y, self.size, self.size)
                 except ValueError:  # a copy without one restart interval per row: crop the original
                     pass
-            return decode_region(data, x, y, self.size, self.size)
+            return _cut(data, header, x, y, self.size, self.size)
         except OSError:  # a file libjpeg-turbo rejects mid-way: Pillow says what is wrong with it
             return decode_rgb(data)
 
