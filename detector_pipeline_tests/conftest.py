@@ -17,7 +17,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 def write_tiny_dataset(root: Path, n: int = 64, seed: int = 0, side: int = 72, demo_columns: bool = False) -> Path:
     """Smooth 'real' images and 'generated' ones with a checkerboard, a teacher score per image,
     two images per source group. `demo_columns` adds the demo set's optional columns (family, is_ai,
-    generator, source_package, family_held_out), with every eighth image from a held-out family.
+    generator, source_package, family_held_out, source_held_out), with every eighth image from a
+    held-out family and every eighth source group's real images from a held-out source.
     Returns the labels parquet path."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -36,7 +37,8 @@ def write_tiny_dataset(root: Path, n: int = 64, seed: int = 0, side: int = 72, d
         if demo_columns:
             family = ("held_out_gen" if i % 8 == 0 else "checker") if is_ai else "real"
             row.update(family=family, is_ai=is_ai, generator=None if family == "real" else f"{family}-v1",
-                       source_package=f"pkg{i % 3}", family_held_out=family == "held_out_gen")
+                       source_package=f"pkg{i % 3}", family_held_out=family == "held_out_gen",
+                       source_held_out=(i // 2) % 8 == 3)
         rows.append(row)
     labels = root / "labels.parquet"
     pd.DataFrame(rows).to_parquet(labels, index=False)

@@ -100,13 +100,12 @@ def run(args) -> int:
 
 
 def _print_run_summary(run_id: str, trained: str, seconds: float) -> int:
+    from detector_pipeline.evaluation.report import summary_lines
     from detector_pipeline.registry.pointer import read_promoted
 
     report = json.loads((data_dir() / "reports" / "latest" / "report.json").read_text())
     print(f"run {run_id} finished in {seconds:.0f} s")
-    for name in ("probe", "detector"):
-        m = report[name]
-        print(f"{name:9s} test ROC-AUC {m['test']['roc_auc']:.3f}  PR-AUC {m['test']['pr_auc']:.3f}  ({m['backbone']})")
+    print("\n".join(summary_lines(report)))
     promoted = read_promoted(data_dir())
     current = promoted["version"] if promoted else "none"
     print(f"promoted detector: {current} ({'trained by this run' if current == trained else 'unchanged'})")
@@ -133,7 +132,7 @@ def _job(name: str, args) -> int:
 
 
 def ablations(args) -> int:
-    """The article's claims (nine trainings), then the report again so that it includes them."""
+    """The article's claims (fifteen trainings), then the report again so that it includes them."""
     return _job("ablations", args) or _job("report", args)
 
 

@@ -16,7 +16,7 @@ REQUIRED_COLUMNS = ("image_path", "ai_score")
 QUARANTINE_COLUMNS = ["row", "image_path", "reason"]
 # Optional columns may be missing from any batch or null on any row. A flag that is not given is False;
 # the ground truth that is not given is unknown (pandas' nullable boolean), never guessed.
-OPTIONAL_FLAGS = ("family_held_out",)
+OPTIONAL_FLAGS = ("family_held_out", "source_held_out")
 GROUND_TRUTH = "is_ai"
 
 

@@ -19,8 +19,8 @@ def group_fraction(group: str, seed: int) -> float:
 def assign_splits(
     groups: pd.Series, seed: int = 0, val: float = 0.15, test: float = 0.15, forced_test: pd.Series | None = None
 ) -> pd.Series:
-    """Split per row. Groups holding any `forced_test` row (a generator family held out of training)
-    go to test whole."""
+    """Split per row. Groups holding any `forced_test` row (a generator family or a source of real
+    images held out of training) go to test whole."""
     test_groups = set(groups[forced_test.astype(bool)]) if forced_test is not None else set()
 
     def split_of(group: str) -> str:
@@ -32,14 +32,29 @@ def assign_splits(
     return groups.astype(str).map(split_of)
 
 
+HELD_OUT_FLAGS = ("family_held_out", "source_held_out")  # a generator family, a source of real images
+
+
+def held_out_rows(table: pd.DataFrame) -> pd.Series | None:
+    """Rows held out of training by the labels themselves; their groups go to test whole."""
+    flags = [table[c].fillna(False).astype(bool) for c in HELD_OUT_FLAGS if c in table.columns]
+    if not flags:
+        return None
+    held_out = flags[0]
+    for flag in flags[1:]:
+        held_out = held_out | flag
+    return held_out
+
+
 def held_out_groups_to_test(table: pd.DataFrame) -> pd.DataFrame:
-    """Batches get their splits one at a time: a source group that a held-out family's row sent to
-    test in one batch may come back in a later batch without one, and would be hashed to train or val
-    there. Over all batches, every row of such a group goes to test."""
-    if "family_held_out" not in table.columns:
+    """Batches get their splits one at a time: a source group that a held-out row sent to test in one
+    batch may come back in a later batch without one, and would be hashed to train or val there. Over
+    all batches, every row of such a group goes to test."""
+    held_out = held_out_rows(table)
+    if held_out is None:
         return table
     groups = group_column(table)
-    forced = set(groups[table["family_held_out"].astype(bool)])
+    forced = set(groups[held_out])
     return table.assign(split=table["split"].where(~groups.isin(forced), "test"))
 
 

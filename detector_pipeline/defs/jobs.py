@@ -39,7 +39,7 @@ score_feed_job = dg.define_asset_job("score_feed", selection=dg.AssetSelection.a
 
 ablations_job = dg.define_asset_job(
     "ablations", selection=dg.AssetSelection.assets(ablation_study),
-    description="The article's three claims, each over three seeds (nine trainings).",
+    description="The article's three claims, each over five seeds (fifteen trainings).",
 )
 
 report_job = dg.define_asset_job(

@@ -30,9 +30,10 @@ def parse_stanzas(text: str) -> list[Stanza]:
     return stanzas
 
 
-def licence_for(stanzas: list[Stanza], installed_path: str) -> Stanza:
+def licence_for(stanzas: list[Stanza], installed_path: str) -> Stanza | None:
     """The stanza for a file, matched on its base name (the installed path differs from the source
-    tree's); later stanzas win, as DEP-5 says, and `Files: *` is the fallback."""
+    tree's); later stanzas win, as DEP-5 says, and `Files: *` is the fallback. None for a copyright
+    file that is not machine-readable."""
     name = posixpath.basename(installed_path)
     best = None
     for stanza in stanzas:
@@ -40,5 +41,5 @@ def licence_for(stanzas: list[Stanza], installed_path: str) -> Stanza:
                for p in stanza.patterns):
             best = stanza
     if best is None:
-        best = next(s for s in stanzas if "*" in s.patterns)
+        best = next((s for s in stanzas if "*" in s.patterns), None)
     return best

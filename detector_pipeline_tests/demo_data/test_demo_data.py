@@ -13,6 +13,8 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from detector_pipeline.data import splits
+from detector_pipeline.demo_data import histories
 from detector_pipeline_tests.conftest import PROJECT_ROOT
 
 DEMO = PROJECT_ROOT / "data" / "demo"
@@ -25,7 +27,7 @@ def labels() -> pd.DataFrame:
 
 def test_columns(labels):
     for column in ("image_path", "ai_score", "is_ai", "family", "generator", "source_group", "license",
-                   "source_package", "sha256", "family_held_out"):
+                   "source_package", "sha256", "family_held_out", "source_held_out", "processing", "subject"):
         assert column in labels.columns
 
 
@@ -49,12 +51,31 @@ def test_licence_never_empty(labels):
     assert provenance["source_file"].str.len().gt(0).all()
 
 
-def test_three_generator_families_one_held_out(labels):
+def test_at_least_four_generator_families_one_held_out(labels):
     ai = labels[labels["is_ai"]]
-    assert ai["family"].nunique() >= 3
+    assert ai["family"].nunique() >= 4 + 1
     held_out = ai.loc[ai["family_held_out"], "family"].unique()
     assert len(held_out) == 1
     assert not labels.loc[~labels["is_ai"], "family_held_out"].any()
+
+
+def test_enough_independent_sources_for_the_claims(labels):
+    """The issue's power targets, on the split the pipeline's default settings make."""
+    real = labels[~labels["is_ai"]]
+    assert real["source_group"].nunique() >= 150
+    split = splits.assign_splits(splits.group_column(labels), 0, 0.15, 0.15, splits.held_out_rows(labels))
+    test = labels[split == "test"]
+    seen_ai = test[test["is_ai"] & ~test["family_held_out"]]
+    assert len(seen_ai) >= 100 and seen_ai["source_group"].nunique() >= 60
+    held_out_real = test[~test["is_ai"] & test["source_held_out"]]
+    assert len(held_out_real) >= 50 and held_out_real["source_group"].nunique() >= 20
+    assert not labels.loc[split != "test", "source_held_out"].any()
+
+
+def test_both_classes_have_one_distribution_of_processing_histories(labels):
+    shares = pd.crosstab(labels["processing"], labels["is_ai"], normalize="columns")
+    assert set(shares.index) == set(histories.HISTORIES)
+    assert (shares[True] - shares[False]).abs().max() < 0.02
 
 
 def test_positives_between_10_and_20_percent(labels):
@@ -82,11 +103,12 @@ def test_one_format_for_both_classes(labels):
 
 
 def _metadata_features(labels: pd.DataFrame) -> np.ndarray:
+    """Size, file size, pixel statistics and the processing history (resized or not, recompressed)."""
     rows = []
     for path in labels["image_path"]:
         pixels = np.asarray(Image.open(DEMO / path), dtype=np.float32)
         rows.append([pixels.shape[1], pixels.shape[0], (DEMO / path).stat().st_size, pixels.mean(), pixels.std()])
-    return np.array(rows)
+    return np.column_stack([np.array(rows), pd.get_dummies(labels["processing"]).to_numpy(dtype=float)])
 
 
 def test_sizes_of_the_two_classes_overlap(labels):

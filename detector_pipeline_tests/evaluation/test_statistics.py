@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detector_pipeline.evaluation import ablations
 from detector_pipeline.evaluation import statistics as evaluation
 from detector_pipeline.evaluation.metrics import grouped_bootstrap, roc_auc
 from detector_pipeline.evaluation.thresholds import threshold_for_precision
@@ -70,9 +69,3 @@ def test_family_against_real_gives_the_cross_generator_number():
     rows = {r["family"]: r for r in evaluation.family_vs_real(test, scores, 0.5)}
     assert rows["seen"]["roc_auc"] == 1.0 and rows["seen"]["tpr_at_threshold"] == 1.0
     assert rows["unseen"]["held_out_of_training"] and rows["unseen"]["roc_auc"] == pytest.approx(0.375)
-
-
-@pytest.mark.parametrize("diffs,word", [([0.05, 0.06, 0.055], "confirmed"), ([-0.05, -0.06, -0.055], "refuted"),
-                                        ([0.05, -0.04, 0.01], "inconclusive")])
-def test_claim_verdicts(diffs, word):
-    assert ablations.verdict(diffs)["verdict"] == word

@@ -42,7 +42,8 @@ def test_whole_chain_materializes_and_writes_the_report(tiny_settings: PipelineS
         for split in ("train", "test"):
             assert set(report[model][split]) >= {"roc_auc", "pr_auc", "n", "positives"}
         assert report[model]["randomly_initialised"] is True
-    assert report["n_test"] == report["detector"]["test"]["n"] > 0
+    assert report["n_test"] == report["counts"]["test_all"] == report["detector"]["test"]["n"] > 0
+    assert "test_held_out" not in report["detector"]  # no family held out in these labels
     assert report["probe"]["architecture"] == "test_vit" and report["detector"]["architecture"] == "test_convnext"
     assert 0 <= report["operating_point"]["threshold"] <= 1
     markdown = (data_dir / "reports" / "latest" / "report.md").read_text()

@@ -131,7 +131,7 @@ def test_ablation_study_reports_a_verdict_per_claim(trained, monkeypatch):
     settings, instance = trained
     from detector_pipeline.evaluation import ablations
 
-    monkeypatch.setattr(ablations, "SEEDS", (0, 1))  # two seeds keep the test short; the real study runs three
+    monkeypatch.setattr(ablations, "SEEDS", (0, 1))  # two seeds keep the test short; the real study runs five
     result = dg.materialize([*ASSETS, *CHECKS], selection=["ablation_study"], resources={"settings": settings},
                             instance=instance)
     summary = result.output_for_node("ablation_study")
@@ -243,6 +243,12 @@ def test_a_batch_with_only_the_required_columns_retrains_and_promotes(demo_shape
     report = result.output_for_node("evaluation_report")
     families = {row["family"] for row in report["slices"]["family_vs_real"]["detector"]}
     assert families <= {"checker", "held_out_gen"}  # rows without ground truth are neither real nor AI
+    # seen and held-out generators apart, and the real images of sources kept out of training
+    held_out = report["detector"]["test_held_out"]
+    assert held_out["n"] > held_out["positives"] > 0 and "held-out" in held_out["what"]
+    assert report["detector"]["test"]["n"] < report["n_test"]
+    real_held_out = report["slices"]["real_only_false_positive_rate"]["held_out_sources"]
+    assert real_held_out["n_real"] > 0 and real_held_out["false_positive_rate"]["value"] is not None
     assert registry.read_promoted(Path(settings.data_dir))["version"] == result.output_for_node("detector").version
     walk = lineage(instance, result.output_for_node("detector").version)
     assert [b["batch"] for b in walk["label_batches"]] == ["base", "minimal"]

@@ -22,7 +22,7 @@ def _splits(table: pd.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.json({k: int(v) for k, v in table["split"].value_counts().items()})
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"}, code_version="3", partitions_def=label_batches)
+@dg.asset(group_name=GROUP, kinds={"pandas", "parquet"}, code_version="4", partitions_def=label_batches)
 def teacher_labels(context: dg.AssetExecutionContext, config: SplitConfig, settings: PipelineSettings) -> dg.Output:
     """One label batch, validated: bad rows quarantined with a reason, a group-wise split."""
     batch = context.partition_key
