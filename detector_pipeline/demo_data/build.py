@@ -29,7 +29,7 @@ from detector_pipeline.demo_data.upscalers import MODELS, Upscaler
 HELD_OUT_FAMILY = "real_esrgan"
 N_HELD_OUT_PHOTOS = 30  # photographs whose crops Real-ESRGAN upscales, two each
 SEEN_UPSCALERS = ("realsr", "real_cugan", "waifu2x")  # one crop of every photograph, in turn
-REAL_PER_AI = 6
+REAL_PER_AI = 5
 SCENE_SUBJECTS = ("person", "product", "food", "interior", "street", "object")
 SAME_PHOTO_PENALTY = 1.0  # in squared standardized feature distance
 SCENE_PENALTY = 0.3

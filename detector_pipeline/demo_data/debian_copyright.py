@@ -32,14 +32,22 @@ def parse_stanzas(text: str) -> list[Stanza]:
 
 def licence_for(stanzas: list[Stanza], installed_path: str) -> Stanza | None:
     """The stanza for a file, matched on its base name (the installed path differs from the source
-    tree's); later stanzas win, as DEP-5 says, and `Files: *` is the fallback. None for a copyright
+    tree's) or, for a folder pattern (`original-files/*`), on that folder anywhere in the installed
+    path; later stanzas win, as DEP-5 says, and `Files: *` is the fallback. None for a copyright
     file that is not machine-readable."""
-    name = posixpath.basename(installed_path)
     best = None
     for stanza in stanzas:
-        if any(p != "*" and fnmatch.fnmatch(name, posixpath.basename(p)) and "*" not in posixpath.basename(p)
-               for p in stanza.patterns):
+        if any(_matches(p, installed_path) for p in stanza.patterns):
             best = stanza
     if best is None:
         best = next((s for s in stanzas if "*" in s.patterns), None)
     return best
+
+
+def _matches(pattern: str, installed_path: str) -> bool:
+    if pattern == "*":
+        return False  # the fallback, not a match
+    name, base, folder = posixpath.basename(installed_path), posixpath.basename(pattern), posixpath.dirname(pattern)
+    if "*" not in base:
+        return fnmatch.fnmatch(name, base)
+    return bool(folder) and f"/{folder}/" in installed_path and fnmatch.fnmatch(name, base)

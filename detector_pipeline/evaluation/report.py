@@ -128,7 +128,7 @@ def report_markdown(report: dict) -> str:
         f"- {stats['n']} images; {stats['share_below_0_1']:.1%} score below 0.1, "
         f"{stats['share_at_or_above_0_5']:.1%} at or above 0.5; pos_weight {_fmt(stats['pos_weight'])}",
         "",
-        "## Curves (test)",
+        "## Curves (in-distribution test)",
         "![ROC](roc.png) ![PR](pr.png) ![Reliability](reliability.png) ![Slices](slices.png)",
         "",
         f"Made by Dagster run `{report['created_by'].get('run_id')}`, code version "
@@ -183,7 +183,7 @@ def _sections_markdown(report: dict) -> list[str]:
         out.append("")
     cal = report.get("calibration")
     if cal and cal.get("after"):
-        out += ["## Calibration (detector, test)",
+        out += ["## Calibration (detector, in-distribution test)",
                 f"ECE {cal['before']['ece']:.3f} -> {cal['after']['ece']:.3f}, Brier {cal['before']['brier']:.3f} -> "
                 f"{cal['after']['brier']:.3f} ({cal['method']}).", ""]
     slices = report.get("slices") or {}
@@ -202,7 +202,7 @@ def _sections_markdown(report: dict) -> list[str]:
                 f"{_ci(held_out_real['false_positive_rate'])}.", ""]
     rob = report.get("robustness")
     if rob:
-        out += ["## Robustness (detector, test, fixed threshold)", "", "| perturbation | ROC-AUC | TPR | FPR |",
+        out += ["## Robustness (detector, in-distribution test, fixed threshold)", "", "| perturbation | ROC-AUC | TPR | FPR |",
                 "|---|---|---|---|", f"| none | {_fmt(rob['clean']['roc_auc'])} | {_fmt(rob['clean']['recall'])} | "
                 f"{_fmt(rob['clean']['false_positive_rate'])} |"]
         out += [f"| {k} | {_fmt(v['roc_auc'])} | {_fmt(v['tpr'])} | {_fmt(v['fpr'])} |"
@@ -241,7 +241,7 @@ def _sections_markdown(report: dict) -> list[str]:
 def _operating_point_markdown(op: dict) -> str:
     test = op["test"]
     return (f"Threshold {op['threshold']:.4f} ({op['rule']}; validation precision {_fmt(op['val_precision'])}, "
-            f"recall {_fmt(op['val_recall'])}). On test: precision {_fmt(test['precision'])}, recall "
+            f"recall {_fmt(op['val_recall'])}). On the in-distribution test: precision {_fmt(test['precision'])}, recall "
             f"{_fmt(test['recall'])}, false-positive rate {_fmt(test['false_positive_rate'])}, confusion {test['confusion']}.")
 
 

@@ -24,6 +24,10 @@ Files: graphics/*
 Copyright: 2012, Someone
 License: CC-BY-SA-3.0
 
+Files: original-files/*
+Copyright: 2020 A Photographer
+License: CC-BY-SA-4.0
+
 License: GPL-2+
  full text here
 """
@@ -34,6 +38,9 @@ def test_dep5_licence_by_file_name_with_fallback():
     assert licence_for(stanzas, "/usr/share/backgrounds/Bridge_by_Sander_Klootwijk.jpg").license == "CC-BY-SA-4.0"
     fallback = licence_for(stanzas, "/usr/share/wallpapers/Kite/contents/images/2560x1600.jpg")
     assert fallback.license == "GPL-2+" and fallback.copyright == "2014 Some Team"
+    in_folder = licence_for(stanzas, "/usr/share/forensics-samples/original-files/pic1/IMG_1054.JPG")
+    assert in_folder.license == "CC-BY-SA-4.0"
+    assert licence_for(stanzas, "/usr/share/other/IMG_1054.JPG").license == "GPL-2+"
 
 
 def test_ncnn_output_blob_is_read_from_the_last_layer():

@@ -16,7 +16,7 @@ from detector_pipeline.defs.assets import ASSETS, CHECKS
 from detector_pipeline.defs.schedules import nightly_retrain
 from detector_pipeline.registry import pointer as registry
 from detector_pipeline.registry.lineage import lineage
-from detector_pipeline.tasks import evaluation as evaluation_tasks
+from detector_pipeline.tasks import ablations as ablation_tasks
 from detector_pipeline.tasks import models as model_tasks
 from detector_pipeline.tasks import promotion as promotion_tasks
 from detector_pipeline.tasks.labels import labels_version
@@ -137,7 +137,7 @@ def test_ablation_study_reports_a_verdict_per_claim(trained, monkeypatch):
     summary = result.output_for_node("ablation_study")
     assert [len(runs) for runs in summary["runs"].values()] == [2, 2, 2]
     # Every finished training was kept: the study again trains nothing and comes to the same result.
-    monkeypatch.setattr(evaluation_tasks, "train_detector", lambda *a, **k: pytest.fail("a finished training ran again"))
+    monkeypatch.setattr(ablation_tasks, "train_detector", lambda *a, **k: pytest.fail("a finished training ran again"))
     again = dg.materialize([*ASSETS, *CHECKS], selection=["ablation_study"], resources={"settings": settings},
                            instance=instance).output_for_node("ablation_study")
     assert again["claims"] == summary["claims"]
@@ -210,7 +210,7 @@ def test_inputs_from_different_labels_fail_fast_naming_both_versions(trained, mo
     new = dg.materialize([*ASSETS, *CHECKS], selection=["training_labels"], resources={"settings": settings},
                          instance=instance).output_for_node("training_labels")
     versions = labels_version(new), labels_version(old)
-    for module in (evaluation_tasks, model_tasks):
+    for module in (ablation_tasks, model_tasks):
         monkeypatch.setattr(module, "train_detector", lambda *a, **k: pytest.fail("trained on mismatched inputs"))
     for asset in ("probe_model", "ablation_study"):
         result = dg.materialize([*ASSETS, *CHECKS], selection=[asset], resources={"settings": settings},

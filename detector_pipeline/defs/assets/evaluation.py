@@ -12,6 +12,7 @@ from detector_pipeline.models.embeddings import EmbeddingSet
 from detector_pipeline.registry.consistency import require_same_labels
 from detector_pipeline.registry.pointer import model_folder
 from detector_pipeline.registry.records import ModelRecord
+from detector_pipeline.tasks import ablations as ablation_tasks
 from detector_pipeline.tasks import evaluation
 from detector_pipeline.tasks.labels import labels_version
 
@@ -79,7 +80,7 @@ def ablation_study(context: dg.AssetExecutionContext, settings: PipelineSettings
     version = labels_version(training_labels)
     require_same_labels(version, label_stats=label_stats.get("labels_version"), embeddings=embeddings.labels_version,
                         probe_model=probe_model.labels_version)
-    summary = evaluation.run_ablations(training_labels, label_stats, embeddings, probe_model, settings.data,
+    summary = ablation_tasks.run_ablations(training_labels, label_stats, embeddings, probe_model, settings.data,
                                        settings.resolved_profile(), log=context.log.info)
     path = ablations.save(settings.data, version, summary)
     return dg.Output(summary, metadata={

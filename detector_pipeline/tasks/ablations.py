@@ -1,0 +1,47 @@
+"""ablation_study: the article's claims, each variant trained over several seeds and scored on the
+in-distribution test (evaluation/ablations.py compares them)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from detector_pipeline.config.profiles import Profile
+from detector_pipeline.data.splits import group_column, image_files, rows_in
+from detector_pipeline.evaluation import ablations, test_sets
+from detector_pipeline.evaluation.metrics import roc_auc
+from detector_pipeline.models.embeddings import EmbeddingSet
+from detector_pipeline.registry.pointer import model_folder
+from detector_pipeline.registry.records import ModelRecord
+from detector_pipeline.tasks.labels import labels_version
+from detector_pipeline.tasks.models import detector_scores, probe_scores_for, train_detector
+
+
+def run_ablations(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSet, probe_model: ModelRecord,
+                  data_dir: Path, profile: Profile, seeds=None, log=print) -> dict:
+    """Every (variant, seed) training, scored on the in-distribution test; each finished one is recorded
+    at once, so a rerun after an interruption trains only what is missing."""
+    test_all = rows_in(labels, "test")
+    test = test_all[test_sets.test_set_masks(test_all)[test_sets.IN_DISTRIBUTION]]
+    y = test["label"].to_numpy()
+    probe_scores = probe_scores_for(probe_model, embedding_set, test["sha256"], data_dir)  # fails fast
+    version = labels_version(labels)
+    done = ablations.finished_runs(data_dir, version)
+    results = {variant: [] for variant in ablations.VARIANTS}
+    for seed in seeds or ablations.SEEDS:
+        for variant, options in ablations.VARIANTS.items():
+            if (variant, seed) in done and len(done[variant, seed].get(ablations.SCORES, [])) == len(test):
+                log(f"ablation {variant}, seed {seed}: done in an earlier run, kept")
+                results[variant].append(done[variant, seed])
+                continue
+            log(f"ablation {variant}, seed {seed}")
+            model = train_detector(labels, data_dir, profile.with_overrides(seed=seed),
+                                   label_stats["pos_weight"] if options["use_pos_weight"] else None,
+                                   native_crops=options["native_crops"], log=log, models_subdir="models/ablations")
+            # rounded as recorded, so that the AUC here and the one recomputed from the record agree
+            scores = np.round(detector_scores(model_folder(data_dir, model.folder), image_files(test), profile), 6)
+            row = {"seed": seed, "test_roc_auc": roc_auc(y, scores), "version": model.version,
+                   "best_val_roc_auc": model.best_val_roc_auc, ablations.SCORES: scores.tolist()}
+            ablations.record_run(data_dir, version, variant, row)
+            results[variant].append(row)
+    return ablations.summarize(results, probe_scores, y, group_column(test).to_numpy())
