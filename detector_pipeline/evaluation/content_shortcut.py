@@ -48,7 +48,11 @@ def cache_path(data_dir: Path, spec: BackboneSpec) -> Path:
 
 @torch.inference_mode()
 def _features(spec: BackboneSpec, files: list[Path], batch_size: int) -> np.ndarray:
-    model = create_backbone(spec, num_classes=0).eval()
+    # A randomly initialised backbone must be the same network on every call: features cached by an
+    # earlier call (the train split) and computed now (new test images) have to be comparable.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = create_backbone(spec, num_classes=0).eval()
     cfg = data_config(model)
     size = cfg["input_size"][-1]
     transform = T.Compose([ReducedToSubject(REDUCED_SIDE, size), T.PILToTensor(), T.ToDtype(torch.float32, scale=True),
