@@ -36,10 +36,13 @@ def models(args) -> int:
         print("no detector has been trained yet")
         return 0
     fmt = lambda v: "   -  " if v is None else f"{v:.3f}"  # noqa: E731
-    print(f"{'version':18s} {'status':13s} {'val ROC':>7s} {'test ROC':>8s} {'test PR':>7s}  {'created':16s}  backbone")
+    # test: the in-distribution test; held-out: generator families kept out of training (report.json)
+    print(f"{'version':18s} {'status':13s} {'val ROC':>7s} {'test ROC':>8s} {'test PR':>7s} {'held-out ROC':>12s}  "
+          f"{'created':16s}  backbone")
     for r in rows:
         print(f"{r['version']:18s} {r['status']:13s} {fmt(r['val_roc_auc']):>7s} {fmt(r['test_roc_auc']):>8s} "
-              f"{fmt(r['test_pr_auc']):>7s}  {r['created']:16s}  {r['backbone'] or '-'}")
+              f"{fmt(r['test_pr_auc']):>7s} {fmt(r.get('test_held_out_roc_auc')):>12s}  {r['created']:16s}  "
+              f"{r['backbone'] or '-'}")
     return 0
 
 

@@ -136,12 +136,13 @@ def list_models(data_dir: Path) -> list[dict]:
             "val_roc_auc": metrics.get("val_roc_auc", card.get("best_val_roc_auc")),
             "test_roc_auc": (metrics.get("test") or {}).get("roc_auc"),
             "test_pr_auc": (metrics.get("test") or {}).get("pr_auc"),
+            "test_held_out_roc_auc": (metrics.get("test_held_out") or {}).get("roc_auc"),
             "labels_version": card.get("labels_version"), "run_id": card.get("run_id"),
             "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime(config_file.stat().st_mtime)),
         })
     if promoted and promoted["version"] not in {r["version"] for r in rows}:
         rows.append({"version": promoted["version"], "status": "missing", "backbone": None, "val_roc_auc": None,
-                     "test_roc_auc": None, "test_pr_auc": None, "labels_version": None,
+                     "test_roc_auc": None, "test_pr_auc": None, "test_held_out_roc_auc": None, "labels_version": None,
                      "run_id": promoted.get("run_id"),
                      "created": promoted.get("promoted_at", "")[:16].replace("T", " ")})
     return sorted(rows, key=lambda r: r["created"])

@@ -140,3 +140,13 @@ def test_validate_json_reports_a_null_path_as_null(tmp_path, capsys):
     assert main(["validate", str(labels), "--root", str(labels.parent), "--json"]) == 0
     quarantined = json.loads(capsys.readouterr().out)["quarantined"]
     assert [(row["image_path"], row["reason"]) for row in quarantined] == [(None, "null path"), ("nan", "missing file")]
+
+
+def test_models_lists_the_in_distribution_and_held_out_test_figures(data, capsys):
+    folder = data / registry.read_promoted(data)["folder"]
+    card = {"metrics": {"test": {"roc_auc": 0.81, "pr_auc": 0.42}, "test_held_out": {"roc_auc": 0.67}}}
+    (folder / "model_card.json").write_text(json.dumps(card))
+    assert main(["models"]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert "test ROC" in header and "held-out ROC" in header
+    assert "0.810" in row and "0.420" in row and "0.670" in row
