@@ -15,13 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from detector_pipeline.demo_data import (
-    encoding,
-    families,
-    histories,
-    photo_sources,
-    teacher,
-)
+from detector_pipeline.demo_data import encoding, families, histories, photo_sources, teacher
 from detector_pipeline.demo_data.families import Item, Photo
 from detector_pipeline.demo_data.fetch import fetch_debian_packages, fetch_pypi_packages
 from detector_pipeline.demo_data.upscalers import MODELS, Upscaler
