@@ -40,7 +40,7 @@ def summarize(results: dict[str, list[dict]], probe_scores: np.ndarray, y: np.nd
         claims.append({"claim": claim, "a": a, "b": b, "seeds": seeds, **result, "words": _words(claim, result)})
     runs = {v: [{k: x for k, x in r.items() if k != SCORES} for r in rows] for v, rows in results.items()}
     return {"status": "ran", "seeds": sorted({r["seed"] for rows in results.values() for r in rows}),
-            "test": "in-distribution test (generator families seen in training), paired: the same images for both arms",
+            "test": "in-distribution test (generator families seen in training), the same images for both arms",
             "interval": "95 %, two-level bootstrap: source groups and seeds resampled together",
             "runs": runs, "probe_test_roc_auc": roc_auc(y, probe_scores), "claims": claims}
 
