@@ -13,7 +13,7 @@ from detector_pipeline.config.profiles import Profile
 from detector_pipeline.data.splits import group_column, image_files, rows_in
 from detector_pipeline.evaluation import content_shortcut, offtheshelf, plots, report, shortcuts, test_sets
 from detector_pipeline.evaluation import statistics as stats
-from detector_pipeline.evaluation.metrics import pr_auc, ranking_metrics, roc_auc
+from detector_pipeline.evaluation.metrics import ranking_metrics, roc_auc
 from detector_pipeline.evaluation.model_card import write_model_card
 from detector_pipeline.evaluation.perturbations import FORMAT_SWAP, ROBUSTNESS
 from detector_pipeline.evaluation.thresholds import threshold_for_precision
@@ -194,8 +194,8 @@ def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSe
         label_stats={**label_stats["all"], "pos_weight": detector.settings["pos_weight"],
                      "pos_weight_note": "the loss's: (1 - p) / p on the train split; None when trained with plain BCE"},
         counts={s: int(len(p)) for s, p in scored.parts.items()},
-        probe=model_summary(probe_model, scored, "probe"),
-        detector=model_summary(detector, scored, "detector"),
+        probe=model_summary(probe_model, scored, "probe", metrics["probe"]),
+        detector=model_summary(detector, scored, "detector", metrics["detector"]),
         operating_point=operating, created_by=created_by, metrics=metrics, calibration=calibration, slices=slices,
         robustness=robustness, shortcut_baselines=shortcuts_section(scored, labels, robustness["clean"]["roc_auc"], profile,
                                                          data_dir),
@@ -204,8 +204,9 @@ def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSe
     return result, figures(scored, calibration, slices)
 
 
-def model_summary(model: ModelRecord, scored: Scored, name: str) -> dict:
-    """Ranking metrics per split; the two test sets with intervals over source groups."""
+def model_summary(model: ModelRecord, scored: Scored, name: str, metrics: dict) -> dict:
+    """Ranking metrics per split; the two test sets with the intervals of the metrics section (against
+    the teacher, source groups resampled)."""
     summary = {
         "version": model.version,
         "backbone": model.backbone_description,
@@ -215,12 +216,13 @@ def model_summary(model: ModelRecord, scored: Scored, name: str) -> dict:
         "randomly_initialised": model.randomly_initialised,
         **{split: ranking_metrics(scored.y(split), scored.scores[name][split]) for split in ("train", "val")},
     }
-    for split in (test_sets.IN_DISTRIBUTION, test_sets.HELD_OUT):
+    for split, against_teacher in ((test_sets.IN_DISTRIBUTION, metrics["teacher"]),
+                                   (test_sets.HELD_OUT, (metrics.get("held_out") or {}).get("teacher"))):
         if split in scored.parts:
-            y, s, groups = scored.y(split), scored.scores[name][split], groups_of(scored.parts[split])
-            summary[split] = {**ranking_metrics(y, s), "what": test_sets.DESCRIPTIONS[split],
-                              "roc_auc_ci95": stats.with_interval(roc_auc, y, s, groups)["ci95"],
-                              "pr_auc_ci95": stats.with_interval(pr_auc, y, s, groups)["ci95"]}
+            summary[split] = {**ranking_metrics(scored.y(split), scored.scores[name][split]),
+                              "what": test_sets.DESCRIPTIONS[split],
+                              "roc_auc_ci95": against_teacher["roc_auc"]["ci95"],
+                              "pr_auc_ci95": against_teacher["pr_auc"]["ci95"]}
     return summary
 
 
