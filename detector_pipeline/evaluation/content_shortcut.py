@@ -82,8 +82,10 @@ def content_scores(spec: BackboneSpec, train: pd.DataFrame, test: pd.DataFrame, 
     y = train["label"].to_numpy()
     if y.min() == y.max():
         return None
-    probe = fit_probe(content_features(spec, train, cache), y)
-    return probe.predict_proba(content_features(spec, test, cache))[:, 1]
+    # one pass over the cache (and at most one backbone) for both splits
+    features = content_features(spec, pd.concat([train[["file", "sha256"]], test[["file", "sha256"]]]), cache)
+    probe = fit_probe(features[:len(train)], y)
+    return probe.predict_proba(features[len(train):])[:, 1]
 
 
 def verdict(auc: float | None) -> str:
