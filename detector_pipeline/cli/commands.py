@@ -17,6 +17,19 @@ def demo_build(args) -> int:
     return 0
 
 
+def demo_production(args) -> int:
+    from detector_pipeline.demo_data.production_batches import write_production_demo
+
+    demo = PROJECT_ROOT / "data/demo"
+    made = write_production_demo(demo / "labels.parquet", demo, Path(args.out))
+    print(f"base labels: {made.base_labels} (images under {made.images_root})")
+    for name, folder in made.batches.items():
+        print(f"label batch {name}: {folder}")
+    print(f"train on the base: DETECTOR_LABELS={made.base_labels} detector-pipeline run; then copy each batch "
+          "folder into data/incoming/ and create its _READY file")
+    return 0
+
+
 def weights_fetch(args) -> int:
     from detector_pipeline.models.offline_weights import fetch_offline_weights
 
@@ -26,9 +39,13 @@ def weights_fetch(args) -> int:
 
 
 def models(args) -> int:
+    from detector_pipeline.cli.production import live_columns
     from detector_pipeline.registry.pointer import list_models
 
-    rows = list_models(data_dir())
+    data = data_dir()
+    live = live_columns(data)
+    rows = [{**r, **live.get(r["version"], {"live_batches": 0, "live_roc_auc": None, "live_worse_batches": 0})}
+            for r in list_models(data)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -36,28 +53,84 @@ def models(args) -> int:
         print("no detector has been trained yet")
         return 0
     fmt = lambda v: "   -  " if v is None else f"{v:.3f}"  # noqa: E731
-    # test: the in-distribution test; held-out: generator families kept out of training (report.json)
-    print(f"{'version':18s} {'status':13s} {'val ROC':>7s} {'test ROC':>8s} {'test PR':>7s} {'held-out ROC':>12s}  "
-          f"{'created':16s}  backbone")
+    # test: the in-distribution test; held-out: generator families kept out of training (report.json);
+    # live: the latest label batch scored before training on it, and how many batches were worse than test
+    print(f"{'version':18s} {'status':13s} {'val ROC':>7s} {'test ROC':>8s} {'test PR':>7s} {'held-out ROC':>12s} "
+          f"{'live ROC':>8s} {'worse/batches':>13s}  {'created':16s}  backbone")
     for r in rows:
+        worse = f"{r['live_worse_batches']}/{r['live_batches']}" if r["live_batches"] else "-"
         print(f"{r['version']:18s} {r['status']:13s} {fmt(r['val_roc_auc']):>7s} {fmt(r['test_roc_auc']):>8s} "
-              f"{fmt(r['test_pr_auc']):>7s} {fmt(r.get('test_held_out_roc_auc')):>12s}  {r['created']:16s}  "
-              f"{r['backbone'] or '-'}")
+              f"{fmt(r['test_pr_auc']):>7s} {fmt(r.get('test_held_out_roc_auc')):>12s} {fmt(r['live_roc_auc']):>8s} "
+              f"{worse:>13s}  {r['created']:16s}  {r['backbone'] or '-'}")
     return 0
 
 
 def score(args) -> int:
     from detector_pipeline.registry.pointer import promoted_model
-    from detector_pipeline.tasks.scoring import score_to_parquet
+    from detector_pipeline.tasks.scoring import review_band, score_to_parquet
 
     promoted, folder = promoted_model(data_dir())
     threshold = args.threshold if args.threshold is not None else promoted["threshold"]
     if not 0.0 <= threshold <= 1.0:
         raise BadInput(f"--threshold {threshold} is outside [0, 1]")
     log = (lambda m: print(m, file=sys.stderr)) if not args.quiet else (lambda m: None)
-    summary = score_to_parquet(folder, threshold, args.paths, Path(args.out), batch_size=args.batch_size, log=log)
+    summary = score_to_parquet(folder, threshold, args.paths, Path(args.out), batch_size=args.batch_size, log=log,
+                               engine=args.engine, review_band=review_band(promoted) if args.threshold is None else 0.0)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def export(args) -> int:
+    """One version as an ONNX graph with its preprocessing recipe (default: beside its weights, where
+    `score --engine onnx` looks), checked against PyTorch; exit 3 when the check fails."""
+    from detector_pipeline.export.onnx_export import TOLERANCE, export_dir_for, export_onnx
+    from detector_pipeline.registry import pointer as registry
+
+    if args.parity_images < 1:
+        raise BadInput(f"--parity-images {args.parity_images}: give at least 1 (64 by default)")
+    data = data_dir()
+    record, _ = registry.detector_record(data, args.version)
+    folder = registry.model_folder(data, record.folder)
+    out = Path(args.out) if args.out else export_dir_for(folder)
+    from detector_pipeline.tasks.production import parity_images
+
+    images = parity_images(folder, data, args.parity_images) or _parity_images(args.parity_images)
+    result = export_onnx(folder, out, images, _promoted_threshold(data, args.version))
+    print(f"onnx: {result['onnx']}\npreprocessing: {result['preprocessing']}")
+    tolerance = f"{TOLERANCE:.0e}".replace("e-0", "e-")  # 1e-4
+    print(f"parity: max |Δp_ai| = {result['max_abs_delta_p']:.2g} on {result['n_parity_images']} images "
+          f"(tolerance {tolerance})")
+    if not result["passed"]:
+        raise ArtifactError(f"the ONNX export of {args.version} failed its parity check (max |Δp_ai| = "
+                            f"{result['max_abs_delta_p']:.2g} > {tolerance}): do not serve it; score with "
+                            "--engine torch")
+    return 0
+
+
+def _parity_images(n: int) -> list[Path]:
+    """For a version without a recorded test split: the first n images of the labels table, by path
+    (the team's own kind of images, the same ones on every export)."""
+    import pandas as pd
+
+    labels = Path(os.environ.get("DETECTOR_LABELS", PROJECT_ROOT / "data/demo/labels.parquet"))
+    root = Path(os.environ.get("DETECTOR_IMAGES_ROOT", labels.parent))
+    try:
+        table = pd.read_parquet(labels, columns=["image_path"])
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"parity images: cannot read image_path from {labels} ({' '.join(str(exc).split())}); set "
+                       "DETECTOR_LABELS to a labels parquet") from None
+    return [root / p for p in sorted(table["image_path"].dropna())[:n]]
+
+
+def _promoted_threshold(data: Path, version: str) -> float | None:
+    """The feed's threshold when this version is the promoted one: what a serving process should use."""
+    from detector_pipeline.registry.pointer import read_promoted
+
+    try:
+        promoted = read_promoted(data)
+    except ArtifactError:  # an unreadable pointer is `promote`'s to repair, not an export's
+        return None
+    return promoted["threshold"] if promoted and promoted["version"] == version else None
 
 
 def promote(args) -> int:

@@ -139,8 +139,16 @@ def ablations(args) -> int:
 def lineage(args) -> int:
     from detector_pipeline.registry.lineage import lineage, lineage_text
 
+    from detector_pipeline.registry.live_figures import by_version, live_lines
+
     walk = lineage(dagster_instance(), args.version)
-    print(json.dumps(walk, indent=2, default=str) if args.json else lineage_text(walk))
+    walk["live"] = by_version(data_dir()).get(args.version, [])
+    if args.json:
+        print(json.dumps(walk, indent=2, default=str))
+        return 0
+    print(lineage_text(walk))
+    print("\n".join(live_lines(walk["live"])) if walk["live"] else
+          "  live: not yet measured on a label batch it did not train on")
     return 0
 
 

@@ -4,6 +4,7 @@ the feed."""
 import dagster as dg
 
 from detector_pipeline.defs.assets import (
+    BATCH_ASSETS,
     TRAINING_ASSETS,
     ablation_study,
     evaluation_report,
@@ -17,10 +18,12 @@ RETRAIN_TAGS = {"detector_pipeline/retrain": "true"}
 VALIDATE_TAGS = {"detector_pipeline/validate": "true"}
 
 validate_batch_job = dg.define_asset_job(
-    "validate_batch", selection=dg.AssetSelection.assets(teacher_labels), tags=VALIDATE_TAGS,
-    description="Validate one label batch (a partition): quarantine bad rows, assign splits. The sensor runs "
-                "one per new batch, then one retrain for all batches validated meanwhile.",
-    executor_def=dg.in_process_executor,  # one cheap step: a process of its own would cost more than the work
+    "validate_batch", selection=dg.AssetSelection.assets(*BATCH_ASSETS), tags=VALIDATE_TAGS,
+    description="Validate one label batch (a partition): quarantine bad rows, assign splits; then score it with "
+                "the promoted model before any retrain trains on it (batch_evaluation) and list the images where "
+                "detector and teacher disagree most (review_queue). The sensor runs one per new batch, then one "
+                "retrain for all batches validated meanwhile.",
+    executor_def=dg.in_process_executor,  # cheap steps: a process each would cost more than the work
 )
 
 retrain_on_batch_job = dg.define_asset_job(

@@ -72,3 +72,47 @@ def slice_bars(rows: list[dict], key: str) -> bytes:
     ax.axvline(0.5, color="grey", ls=":")
     ax.set(xlim=(0, 1), xlabel="ROC-AUC", title=f"Detector per {key} (test)")
     return figure_png(fig)
+
+
+def live_series(entries: list[dict]) -> bytes:
+    """The promoted model's ROC-AUC on each label batch, in the order they arrived, with 95 % intervals;
+    each model's own test ROC-AUC (and interval) as a band: batches below it show the model aging."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    versions = list(dict.fromkeys(e["model_version"] for e in entries))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, entry in enumerate(entries):
+        colour = colours[versions.index(entry["model_version"]) % len(colours)]
+        value, ci = entry["batch_roc_auc"], entry.get("batch_roc_auc_ci95")
+        if value is None:
+            continue
+        error = [[value - ci[0]], [ci[1] - value]] if ci else None
+        ax.errorbar([i], [value], yerr=error, fmt="o", color=colour, capsize=4,
+                    mfc="white" if entry.get("worse_beyond_noise") else colour)
+    for version in versions:
+        colour = colours[versions.index(version) % len(colours)]
+        mine = [i for i, e in enumerate(entries) if e["model_version"] == version]
+        test = entries[mine[0]]
+        if test.get("test_roc_auc") is None:
+            continue
+        span = [min(mine) - 0.4, max(mine) + 0.4]
+        ax.plot(span, [test["test_roc_auc"]] * 2, color=colour, ls="--", label=f"{version[:8]} test ROC-AUC")
+        if test.get("test_roc_auc_ci95"):
+            ax.fill_between(span, *test["test_roc_auc_ci95"], color=colour, alpha=0.12)
+    ax.set_xticks(range(len(entries)), [e["batch"][:22] for e in entries], rotation=20, ha="right", fontsize=8)
+    ax.set(ylim=(0.3, 1.0), ylabel="ROC-AUC vs teacher",
+           title="Promoted model on each new label batch, before training on it (hollow: worse beyond noise)")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=8, loc="lower left")
+    return figure_png(fig)
+
+
+def drift_histogram(reference: np.ndarray, feed: np.ndarray, threshold: float) -> bytes:
+    """The feed's P(AI) against the test split's, as densities on one axis, with the threshold."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    bins = np.linspace(0, 1, 41)
+    ax.hist(reference, bins=bins, density=True, alpha=0.5, color="#4c72b0", label=f"test split ({len(reference)})")
+    ax.hist(feed, bins=bins, density=True, alpha=0.5, color="#dd8452", label=f"feed ({len(feed)})")
+    ax.axvline(threshold, color="#c44e52", ls="--", label=f"threshold {threshold:.3f}")
+    ax.set(xlabel="detector P(AI)", ylabel="density", title="Feed scores against the promoted model's test split")
+    ax.legend(fontsize=8)
+    return figure_png(fig)

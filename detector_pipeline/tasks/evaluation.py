@@ -22,6 +22,7 @@ from detector_pipeline.registry.pointer import model_folder
 from detector_pipeline.registry.records import ModelRecord
 from detector_pipeline.tasks.labels import labels_version
 from detector_pipeline.tasks.models import detector_scorer, probe_scores_for
+from detector_pipeline.tasks.production import write_reference
 
 NOT_RUN = {"status": "not run", "how": "materialize the ablation_study asset (job `ablations`)"}
 
@@ -183,6 +184,9 @@ def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSe
              offtheshelf_result: dict | None = None) -> tuple[dict, dict]:
     """Every section of the report, and its figures (name -> PNG)."""
     scored = score_splits(labels, embedding_set, probe_model, detector, profile, data_dir, offtheshelf_result)
+    # what production monitoring compares with: the test split's scores, the images learnt from
+    write_reference(model_folder(data_dir, detector.folder), scored.test, scored.detector("test"),
+                    pd.concat([scored.parts["train"], scored.parts["val"]]), data_dir)
     operating = operating_point_section(scored, target_precision, review_precision)
     calibration = calibration_section(scored)
     slices = slices_section(scored, operating["threshold"])

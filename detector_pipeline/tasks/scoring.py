@@ -3,7 +3,7 @@ with progress; a parquet of decisions."""
 
 import hashlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,12 +13,15 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from detector_pipeline.config.device import pick_device
 from detector_pipeline.data.images import BadImage, decode_rgb, read_regular_file
+from detector_pipeline.errors import BadInput
+from detector_pipeline.export.onnx_export import load_export_of
 from detector_pipeline.models.detector import load_detector, probabilities
 from detector_pipeline.registry import artifacts
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 SCHEMA = pa.schema([("path", pa.string()), ("sha256", pa.string()), ("p_ai", pa.float32()),
                     ("decision", pa.string()), ("model_version", pa.string()), ("error", pa.string())])
+ENGINES = ("torch", "onnx")
 
 
 def iter_inputs(inputs: Iterable[str | Path]) -> Iterator[Path]:
@@ -64,31 +67,54 @@ def _collate(items: list[tuple]) -> tuple[list[tuple], torch.Tensor | None]:
     return items, torch.stack(tensors) if tensors else None
 
 
+def review_band(promoted: dict) -> float:
+    """How far below the promoted threshold a score still goes to `review`: the report's review band
+    (the threshold for a lower precision, chosen on validation)."""
+    band = (promoted.get("operating_point") or {}).get("review_band")
+    return max(0.0, promoted["threshold"] - band[0]) if band else 0.0
+
+
 def score_to_parquet(detector_folder: Path, threshold: float, inputs: Iterable[str | Path], out: Path,
                      batch_size: int = 16, device: str = "auto", log=print, review_band: float = 0.0,
-                     num_workers: int = 0) -> dict:
+                     num_workers: int = 0, engine: str = "torch") -> dict:
     """Writes one row per input; memory stays flat whatever the number of images. `decision` is
     `ai` at or above the threshold, `review` within `review_band` below it, else `real`; an image
-    that can't be decoded gets `error` and no score."""
-    dev = pick_device(device)
-    detector = load_detector(detector_folder, dev)
-    normalize = detector.preprocessing.normalizer(dev)
-    loader = DataLoader(DecodedInputs(inputs, detector.preprocessing.transform(train=False)), batch_size=batch_size,
-                        num_workers=num_workers, collate_fn=_collate, pin_memory=dev.type == "cuda")
+    that can't be decoded gets `error` and no score. `engine`: "torch" (the saved weights, on
+    `device`) or "onnx" (the version's ONNX export, made by `detector-pipeline export`, in ONNX
+    Runtime on the CPU); the same rows either way."""
+    version, transform, score, pin = _scorer(detector_folder, engine, device)
+    loader = DataLoader(DecodedInputs(inputs, transform), batch_size=batch_size,
+                        num_workers=num_workers, collate_fn=_collate, pin_memory=pin)
     counts = {"ai": 0, "review": 0, "real": 0, "error": 0}
     started, done = time.time(), 0
     out.parent.mkdir(parents=True, exist_ok=True)
     with artifacts.atomic_path(out) as tmp, pq.ParquetWriter(tmp, SCHEMA) as writer:
         for items, x in loader:
-            scores = iter([] if x is None else probabilities(detector.model, x, normalize, dev, detector.amp))
+            scores = iter([] if x is None else score(x))
             rows = []
             for path, sha256, tensor, error in items:
                 p = None if tensor is None else float(next(scores))
                 decision = "error" if p is None else "ai" if p >= threshold else "review" if p >= threshold - review_band else "real"
                 counts[decision] += 1
                 rows.append({"path": path, "sha256": sha256, "p_ai": p, "decision": decision,
-                             "model_version": detector.version, "error": error})
+                             "model_version": version, "error": error})
             writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
             done += len(items)
             log(f"scored {done} images ({done / (time.time() - started):.1f} img/s)")
-    return {"images": done, "model_version": detector.version, "threshold": threshold, **counts, "output": str(out)}
+    return {"images": done, "model_version": version, "engine": engine, "threshold": threshold, **counts,
+            "output": str(out)}
+
+
+def _scorer(detector_folder: Path, engine: str, device: str) -> tuple[str, Callable, Callable, bool]:
+    """(version, per-image transform, uint8 batch -> P(AI), pin loader memory) for one engine. The
+    ONNX export scores the same uint8 crops: its graph holds the normalization and the sigmoid."""
+    if engine == "onnx":
+        exported = load_export_of(detector_folder)
+        return exported.version, exported.transform, exported.p_ai, False
+    if engine != "torch":
+        raise BadInput(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    dev = pick_device(device)
+    detector = load_detector(detector_folder, dev)
+    normalize = detector.preprocessing.normalizer(dev)
+    return (detector.version, detector.preprocessing.transform(train=False),
+            lambda x: probabilities(detector.model, x, normalize, dev, detector.amp), dev.type == "cuda")

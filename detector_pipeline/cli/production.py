@@ -1,0 +1,57 @@
+"""`review BATCH`: a batch's review queue; and the live figures that `models` and `lineage` show.
+No Dagster and no torch: these read the files batch_evaluation and review_queue wrote."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from detector_pipeline.cli.paths import data_dir
+from detector_pipeline.data.batches import BATCH_NAME
+from detector_pipeline.errors import BadInput, NotFound
+from detector_pipeline.registry import live_figures
+
+SHOWN = 15
+
+
+def review_queue_file(data: Path, batch: str) -> tuple[Path, dict]:
+    """The review queue of the batch's latest evaluation, and that evaluation's ledger entry."""
+    if not BATCH_NAME.match(batch):
+        raise BadInput(f"{batch!r} is not a batch name (letters, digits, '.', '_', '-')")
+    evaluations = [e for e in live_figures.series(data) if e["batch"] == batch]
+    if not evaluations:
+        raise NotFound(f"batch {batch!r} has no evaluation in {data / live_figures.LEDGER}: a batch is evaluated "
+                       "(and its review queue made) when it is validated while a model is promoted (job validate_batch)")
+    latest = evaluations[-1]
+    path = data / "production" / batch / latest["model_version"] / "review_queue.parquet"
+    if not path.is_file():
+        raise NotFound(f"{path} does not exist: materialize review_queue for partition {batch!r}")
+    return path, latest
+
+
+def review(args) -> int:
+    data = data_dir()
+    path, evaluation = review_queue_file(data, args.batch)
+    queue = pd.read_parquet(path)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, args.out)
+    print(f"batch {args.batch}: {len(queue)} images where detector {evaluation['model_version']} and the teacher "
+          f"disagree most (threshold {evaluation['threshold']:.3f}); contact sheet {path.with_name('contact_sheet.png')}")
+    columns = [c for c in ("rank", "kind", "ai_score", "p_ai", "family", "file") if c in queue.columns]
+    print(queue[columns].head(SHOWN).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if len(queue) > SHOWN:
+        print(f"... {len(queue) - SHOWN} more in {args.out or path}")
+    elif args.out:
+        print(f"written to {args.out}")
+    return 0
+
+
+def live_columns(data: Path) -> dict[str, dict]:
+    """Per model version: how many batches it was measured on live, the latest batch's ROC-AUC, and
+    how many were worse than its test split beyond noise."""
+    out = {}
+    for version, entries in live_figures.by_version(data).items():
+        out[version] = {"live_batches": len(entries), "live_roc_auc": entries[-1]["batch_roc_auc"],
+                        "live_worse_batches": sum(e["worse_beyond_noise"] for e in entries)}
+    return out

@@ -1,0 +1,124 @@
+"""The promoted model in production: batch_evaluation and review_queue (one partition per label
+batch, run by the batch's validation, so before the retrain that trains on the batch), and the ONNX
+export of every promoted version."""
+
+import dagster as dg
+import pandas as pd
+
+from detector_pipeline.defs.assets.labels import table_metadata
+from detector_pipeline.defs.partitions import label_batches
+from detector_pipeline.defs.resources import PipelineSettings
+from detector_pipeline.evaluation import plots
+from detector_pipeline.registry import live_figures
+from detector_pipeline.tasks import production
+
+GROUP = "production"
+AGING_CHECK = "batch_within_test_noise"
+QUEUE_COLUMNS = ["rank", "kind", "ai_score", "p_ai", "p_ai_on_teacher_scale", "disagreement", "family", "source_group", "file"]
+
+
+class ReviewQueueConfig(dg.Config):
+    k: int = 50  # images per batch, largest disagreement first
+
+
+def _aging_check(result: dict) -> dg.AssetCheckResult:
+    """WARN, not blocking: an aging model is news for people, not a reason to stop the pipeline."""
+    if result["status"] != "measured":
+        return dg.AssetCheckResult(check_name=AGING_CHECK, passed=True, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"why": result["why"]})
+    aging = result["aging"]
+    worse = [f"{s['slice']}: {s['roc_auc']:.3f} [{s['roc_auc_ci95'][0]:.3f}, {s['roc_auc_ci95'][1]:.3f}] against "
+             f"{s['test_roc_auc']:.3f}{'' if s['in_model_test_split'] else ' (a family its test split never held)'}"
+             for s in aging["worse_slices"]]
+    why = ("the batch's ROC-AUC is below the model's test ROC-AUC beyond noise" if aging["worse_beyond_noise"]
+           else "the batch's ROC-AUC is within the noise of the model's test ROC-AUC")
+    return dg.AssetCheckResult(check_name=AGING_CHECK, passed=not aging["worse_beyond_noise"],
+                               severity=dg.AssetCheckSeverity.WARN, metadata={
+                                   "why": why, "batch": result["batch"], "model_version": result["model_version"],
+                                   "batch_roc_auc": _float(aging["batch_roc_auc"]),
+                                   "test_roc_auc": _float(aging["test_roc_auc"]),
+                                   "difference_95ci": dg.MetadataValue.json(aging["difference_95ci"]),
+                                   "worse_slices": dg.MetadataValue.md("\n".join(f"- {w}" for w in worse) or "_none_")})
+
+
+def _float(value: float | None) -> dg.MetadataValue:
+    return dg.MetadataValue.float(value) if value is not None else dg.MetadataValue.text("n/a (one class only)")
+
+
+@dg.asset(partitions_def=label_batches, group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="1",
+          check_specs=[dg.AssetCheckSpec(AGING_CHECK, asset="batch_evaluation",
+                                         description="WARN when the batch's ROC-AUC is below the promoted model's "
+                                                     "test ROC-AUC beyond noise; names the families that got worse")])
+def batch_evaluation(context: dg.AssetExecutionContext, settings: PipelineSettings, teacher_labels: pd.DataFrame):
+    """The model promoted when the batch arrived, scored on the batch before any retrain trains on it
+    (the batch's validation runs this; the retrain waits for validations): ROC-AUC and PR-AUC against
+    the teacher and the ground truth, with intervals, per family and source, and its decision rates."""
+    promoted, why = production.promoted_now(settings.data)
+    if promoted is None:
+        result = {"batch": context.partition_key, "model_version": None, "status": "no promoted model", "why": why}
+    else:
+        result = production.evaluate_batch(context.partition_key, teacher_labels, promoted, settings.data,
+                                           settings.resolved_profile())
+    yield dg.Output(result, metadata=_evaluation_metadata(result, live_figures.series(settings.data)))
+    yield _aging_check(result)
+
+
+def _evaluation_metadata(result: dict, series: list[dict]) -> dict:
+    metadata = {"status": result["status"], "model_version": result["model_version"] or "none"}
+    if result["status"] != "measured":
+        return {**metadata, "why": result["why"]}
+    figures, aging = result["figures"], result["aging"]
+    slices = pd.DataFrame(figures["families"] + [{k: r[k] for k in ("slice", "n", "positives", "roc_auc")}
+                                                 for r in figures["sources"]])
+    return {**metadata,
+            "roc_auc": _float(figures["teacher"]["roc_auc"]["value"]),
+            "roc_auc_ci95": dg.MetadataValue.json(figures["teacher"]["roc_auc"]["ci95"]),
+            "pr_auc": _float(figures["teacher"]["pr_auc"]["value"]),
+            "ground_truth_roc_auc": _float((figures.get("ground_truth") or {}).get("roc_auc", {}).get("value")),
+            "test_roc_auc": _float(aging["test_roc_auc"]),
+            "worse_beyond_noise": aging["worse_beyond_noise"],
+            "ai_share": figures["decisions"]["ai_share"], "threshold": result["threshold"],
+            "images": result["n"], "already_trained_on": result["already_trained_on"] if result[
+                "already_trained_on"] is not None else "not recorded for this model",
+            "slices": table_metadata(slices.round(3)) if len(slices) else "_none_",
+            "series": dg.MetadataValue.md(plots.markdown_image(plots.live_series(series), "ROC-AUC per batch")),
+            "scores": dg.MetadataValue.path(result["scores_file"])}
+
+
+@dg.asset(partitions_def=label_batches, group_name=GROUP, kinds={"parquet"}, code_version="1")
+def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig, settings: PipelineSettings,
+                 batch_evaluation: dict) -> dg.Output:
+    """The images where the promoted detector and the teacher disagree most, for a person to look at:
+    teacher errors, or a generator the detector has not learnt. `detector-pipeline review BATCH`."""
+    if batch_evaluation["status"] != "measured":
+        return dg.Output({"batch": context.partition_key, "rows": 0, "why": batch_evaluation["why"]},
+                         metadata={"rows": 0, "why": batch_evaluation["why"]})
+    queue = production.review_queue(batch_evaluation, settings.data, config.k)
+    shown = queue["queue"][[c for c in QUEUE_COLUMNS if c in queue["queue"].columns]].round(3)
+    shown["file"] = [f"[{f.rsplit('/', 1)[-1]}](file://{settings.data.resolve() / f})" for f in shown["file"]]
+    return dg.Output({k: v for k, v in queue.items() if k not in ("queue", "sheet_png")}, metadata={
+        "rows": queue["rows"], "model_version": queue["model_version"],
+        "kinds": dg.MetadataValue.json(queue["queue"]["kind"].value_counts().to_dict()),
+        "contact_sheet": dg.MetadataValue.md(plots.markdown_image(queue["sheet_png"], "review queue")),
+        "queue": dg.MetadataValue.md(shown.to_markdown(index=False)),
+        "queue_file": dg.MetadataValue.path(queue["queue_file"])})
+
+
+PARITY_CHECK = "onnx_matches_torch"
+
+
+@dg.asset(group_name=GROUP, kinds={"onnx"}, code_version="1",
+          check_specs=[dg.AssetCheckSpec(PARITY_CHECK, asset="promoted_detector_onnx",
+                                         description="max |Δ P(AI)| between ONNX Runtime and PyTorch on the model's "
+                                                     "test images is within 1e-4")])
+def promoted_detector_onnx(context: dg.AssetExecutionContext, settings: PipelineSettings, promoted_detector: dict):
+    """The promoted version as ONNX with its preprocessing (JSON), for scoring outside Python and outside
+    this repository; checked against the PyTorch model on the model's own test images."""
+    exported = production.export_promoted(promoted_detector, settings.data)
+    yield dg.Output(exported, metadata={
+        "version": exported["version"], "onnx": dg.MetadataValue.path(exported["onnx"]),
+        "preprocessing": dg.MetadataValue.path(exported["preprocessing"]),
+        "max_abs_delta_p": exported["max_abs_delta_p"], "parity_images": exported["n_parity_images"]})
+    yield dg.AssetCheckResult(check_name=PARITY_CHECK, passed=exported["passed"], metadata={
+        "max_abs_delta_p": exported["max_abs_delta_p"], "tolerance": exported["tolerance"],
+        "parity_images": exported["n_parity_images"]})
