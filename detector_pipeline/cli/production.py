@@ -7,22 +7,20 @@ from pathlib import Path
 import pandas as pd
 
 from detector_pipeline.cli.paths import data_dir
-from detector_pipeline.data.batches import BATCH_NAME
-from detector_pipeline.errors import BadInput, NotFound
+from detector_pipeline.errors import NotFound
 from detector_pipeline.registry import live_figures
 
 SHOWN = 15
 
 
 def review_queue_file(data: Path, batch: str) -> tuple[Path, dict]:
-    """The review queue of the batch's latest evaluation, and that evaluation's ledger entry."""
-    if not BATCH_NAME.match(batch):
-        raise BadInput(f"{batch!r} is not a batch name (letters, digits, '.', '_', '-')")
+    """The review queue of the batch's latest evaluation, and that evaluation's ledger entry. Only
+    names the ledger holds become paths."""
     evaluations = [e for e in live_figures.series(data) if e["batch"] == batch]
     if not evaluations:
         raise NotFound(f"batch {batch!r} has no evaluation in {data / live_figures.LEDGER}: a batch is evaluated "
                        "(and its review queue made) when it is validated while a model is promoted (job validate_batch)")
-    latest = evaluations[-1]
+    latest = max(evaluations, key=lambda e: e["evaluated_at"])
     path = data / "production" / batch / latest["model_version"] / "review_queue.parquet"
     if not path.is_file():
         raise NotFound(f"{path} does not exist: materialize review_queue for partition {batch!r}")

@@ -24,16 +24,25 @@ def dagster_instance():
     return dg.DagsterInstance.get()
 
 
-def run_outcome(result) -> tuple[list[str], list[str]]:
-    """(refusals, errors) of a finished run: a blocking gate check that failed is a refusal; a step or
-    check that raised is an error."""
-    refusals, errors = [], []
+def failed_checks(result, blocking: bool) -> list[str]:
+    """The checks of a finished run that failed, blocking ones (the promotion gate) or the others
+    (warnings such as the ONNX export's parity or a batch's aging), each with its `why`."""
+    lines = []
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.asset_check_evaluation_data.passed:
             check = event.asset_check_evaluation_data
-            why = check.metadata.get("why")
-            refusals.append(f"check {check.check_name} failed: {why.value if why else ''}")
-        elif event.is_step_failure:
+            if bool(check.blocking) == blocking:
+                why = check.metadata.get("why")
+                lines.append(f"check {check.check_name} failed: {why.value if why else ''}")
+    return lines
+
+
+def run_outcome(result) -> tuple[list[str], list[str]]:
+    """(refusals, errors) of a finished run: a blocking gate check that failed is a refusal; a step or
+    check that raised is an error. A non-blocking check that failed is neither (failed_checks)."""
+    refusals, errors = failed_checks(result, blocking=True), []
+    for event in result.all_events:
+        if event.is_step_failure:
             error = event.step_failure_data.error
             if error is None or error.cls_name != "DagsterAssetCheckFailedError":  # the refusal, said above
                 while error is not None and error.cause is not None:  # the user code's error, not Dagster's wrapper
@@ -96,6 +105,8 @@ def run(args) -> int:
         if not report_run.success:
             print_failures(sum(run_outcome(report_run), []))
             return 1
+    for warning in failed_checks(result, blocking=False):
+        print(f"warning: {warning}", file=sys.stderr)
     return _print_run_summary(result.run_id, trained, time.time() - started)
 
 

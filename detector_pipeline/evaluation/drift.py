@@ -26,8 +26,11 @@ EPSILON = 1e-4  # an empty bin's share, so that the logarithm stays finite
 
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> float:
-    """Population stability index, with bin edges at the reference's quantiles (ties merged)."""
+    """Population stability index, with bin edges at the reference's quantiles (ties merged). A
+    reference so tied that fewer than three bins remain would see nothing: equal-width bins then."""
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 4:
+        edges = np.linspace(0.0, 1.0, bins + 1)
     edges[0], edges[-1] = -np.inf, np.inf
     expected = np.histogram(reference, edges)[0] / len(reference)
     actual = np.histogram(current, edges)[0] / len(current)

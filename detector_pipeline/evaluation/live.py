@@ -28,9 +28,12 @@ def decision_rates(labels: np.ndarray, scores: np.ndarray, threshold: float) -> 
 
 
 def family_slices(batch: pd.DataFrame, scores: np.ndarray, groups: np.ndarray) -> list[dict]:
-    """Each generator family's images against the batch's real images (ground truth), with intervals."""
+    """Each generator family's images against the batch's real images (ground truth), with intervals.
+    Without ground truth: each family's images against the teacher, within the family."""
     if "family" not in batch.columns:
         return []
+    if not (known_real(batch) | known_ai(batch)).any():
+        return column_slices(batch, scores, groups, "family")
     real, ai = known_real(batch), known_ai(batch)
     family = batch["family"].astype(object).where(batch["family"].notna(), stats.NOT_GIVEN).to_numpy()
     rows = []
@@ -38,17 +41,24 @@ def family_slices(batch: pd.DataFrame, scores: np.ndarray, groups: np.ndarray) -
         mask = real | (ai & (family == name))
         y = ai[mask].astype(int)
         figure = stats.with_interval(stats.roc_auc, y, scores[mask], groups[mask])
-        rows.append({"slice": f"family={name}", "n_ai": int(y.sum()), "n_real": int(real.sum()),
-                     "roc_auc": figure["value"], "roc_auc_ci95": figure["ci95"]})
+        rows.append({"slice": f"family={name}", "n": int(mask.sum()), "positives": int(y.sum()),
+                     "n_real": int(real.sum()), "roc_auc": figure["value"], "roc_auc_ci95": figure["ci95"]})
     return rows
 
 
-def source_slices(batch: pd.DataFrame, scores: np.ndarray, threshold: float) -> list[dict]:
-    """Per source package, against the teacher, where the labels name one."""
-    if "source_package" not in batch.columns:
+def column_slices(batch: pd.DataFrame, scores: np.ndarray, groups: np.ndarray, column: str) -> list[dict]:
+    """Per value of `column` (where the labels have it): ROC-AUC against the teacher within the slice,
+    with an interval; None where the slice holds one class only."""
+    if column not in batch.columns:
         return []
-    return [{**row, "slice": f"source_package={row['source_package']}"}
-            for row in stats.slice_metrics(batch, scores, threshold, "source_package")]
+    y_all = batch["label"].astype(int).to_numpy()
+    keys = batch[column].astype(object).where(batch[column].notna(), stats.NOT_GIVEN)
+    rows = []
+    for value, index in batch.groupby(keys, sort=True).indices.items():
+        figure = stats.with_interval(stats.roc_auc, y_all[index], scores[index], groups[index])
+        rows.append({"slice": f"{column}={value}", "n": int(len(index)), "positives": int(y_all[index].sum()),
+                     "roc_auc": figure["value"], "roc_auc_ci95": figure["ci95"]})
+    return rows
 
 
 def batch_figures(batch: pd.DataFrame, scores: np.ndarray, threshold: float, groups: np.ndarray) -> dict:
@@ -57,39 +67,60 @@ def batch_figures(batch: pd.DataFrame, scores: np.ndarray, threshold: float, gro
     figures = stats.test_metrics(batch, scores, groups)
     figures["decisions"] = decision_rates(batch["label"].to_numpy(), scores, threshold)
     figures["families"] = family_slices(batch, scores, groups)
-    figures["sources"] = source_slices(batch, scores, threshold)
+    figures["sources"] = column_slices(batch, scores, groups, "source_package")
     return figures
 
 
-def standard_error(ci95: list[float] | None) -> float:
-    return 0.0 if not ci95 else (ci95[1] - ci95[0]) / (2 * Z95)
+def standard_error(ci95: list[float] | None) -> float | None:
+    """From a 95 % interval; None where there is none or it has no width (one source group, say):
+    no noise estimate, so no verdict."""
+    if not ci95 or ci95[1] - ci95[0] <= 0:
+        return None
+    return (ci95[1] - ci95[0]) / (2 * Z95)
 
 
 def compare_with_test(value: float | None, ci95: list[float] | None, test_value: float | None,
                       test_ci95: list[float] | None) -> dict:
-    """The batch's figure minus the test's, with the interval of the difference."""
-    if value is None or test_value is None:
-        return {"difference": None, "difference_95ci": None, "worse_beyond_noise": False}
+    """The batch's figure minus the test's, with the interval of the difference; `judged` False (and
+    why) where either figure or its noise is unknown."""
+    missing = ("the batch's ROC-AUC is undefined (one class only)" if value is None else
+               "the model has no test ROC-AUC (no evaluation report)" if test_value is None else
+               "the batch's ROC-AUC has no interval (too few source groups)" if standard_error(ci95) is None else
+               "the model's test ROC-AUC has no interval" if standard_error(test_ci95) is None else None)
+    if missing:
+        return {"difference": None, "difference_95ci": None, "worse_beyond_noise": False, "judged": False,
+                "not_judged_because": missing}
     difference = value - test_value
     se = float(np.hypot(standard_error(ci95), standard_error(test_ci95)))
     low, high = difference - Z95 * se, difference + Z95 * se
-    return {"difference": difference, "difference_95ci": [low, high], "worse_beyond_noise": bool(high < 0)}
+    return {"difference": difference, "difference_95ci": [low, high], "worse_beyond_noise": bool(high < 0),
+            "judged": True}
 
 
-def aging_verdict(figures: dict, test: dict, test_families: dict[str, float]) -> dict:
+def worse_slices(figures: dict, test: dict, test_families: dict[str, dict]) -> list[dict]:
+    """Slices whose interval lies wholly below the model's own figure: for a family, its figure on the
+    model's test split (held out of training or not); for a family that split never held and for a
+    source, the whole in-distribution test figure."""
+    worse = []
+    for row in figures["families"] + figures["sources"]:
+        name = row["slice"].removeprefix("family=")
+        known = test_families.get(name) if row["slice"].startswith("family=") else None
+        reference = known["roc_auc"] if known else test.get("roc_auc")
+        if row["roc_auc"] is None or reference is None or not row["roc_auc_ci95"] or row["roc_auc_ci95"][1] >= reference:
+            continue
+        where = ("the model's figure for this family" if known and not known["held_out_of_training"] else
+                 "the model's figure for this family, held out of its training" if known else
+                 "the model's whole test figure" + (": its test split never held this family"
+                                                    if row["slice"].startswith("family=") else ""))
+        worse.append({**row, "test_roc_auc": reference, "compared_with": where})
+    return worse
+
+
+def aging_verdict(figures: dict, test: dict, test_families: dict[str, dict]) -> dict:
     """Is the batch's ROC-AUC (against the teacher) below the model's test ROC-AUC beyond noise, and
-    which families got worse: a family whose interval lies wholly below the model's figure for it on
-    its test split, or below the whole test figure for a family that split never held (a generator the
-    model never saw)."""
+    which slices got worse (worse_slices)."""
     batch_roc = figures["teacher"]["roc_auc"]
     overall = compare_with_test(batch_roc["value"], batch_roc["ci95"], test.get("roc_auc"), test.get("roc_auc_ci95"))
-    worse = []
-    for row in figures["families"]:
-        name = row["slice"].removeprefix("family=")
-        reference = test_families.get(name, test.get("roc_auc"))
-        if row["roc_auc"] is not None and reference is not None and row["roc_auc_ci95"] \
-                and row["roc_auc_ci95"][1] < reference:
-            worse.append({**row, "test_roc_auc": reference, "in_model_test_split": name in test_families})
     return {"batch_roc_auc": batch_roc["value"], "batch_roc_auc_ci95": batch_roc["ci95"],
             "test_roc_auc": test.get("roc_auc"), "test_roc_auc_ci95": test.get("roc_auc_ci95"), **overall,
-            "worse_slices": worse}
+            "worse_slices": worse_slices(figures, test, test_families)}

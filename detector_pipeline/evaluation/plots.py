@@ -85,7 +85,8 @@ def live_series(entries: list[dict]) -> bytes:
         value, ci = entry["batch_roc_auc"], entry.get("batch_roc_auc_ci95")
         if value is None:
             continue
-        error = [[value - ci[0]], [ci[1] - value]] if ci else None
+        # a percentile interval need not hold its point estimate; error bars can't be negative
+        error = [[max(0.0, value - ci[0])], [max(0.0, ci[1] - value)]] if ci else None
         ax.errorbar([i], [value], yerr=error, fmt="o", color=colour, capsize=4,
                     mfc="white" if entry.get("worse_beyond_noise") else colour)
     for version in versions:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from detector_pipeline.data.images import BadImage, open_rgb
-from detector_pipeline.errors import ArtifactError, BadInput, OperatorError
+from detector_pipeline.errors import ArtifactError, BadInput
 from detector_pipeline.models.detector import LoadedDetector, Preprocessing, load_detector, probabilities
 from detector_pipeline.registry import artifacts
 
@@ -40,8 +40,9 @@ RESIZE_RULE = "the whole image resized to crop_size x crop_size, bicubic with an
 _PARITY_BATCH = 32  # parity crops are scored this many at a time: memory stays flat for any number of images
 
 
-class OnnxUnavailable(OperatorError):
-    """onnxruntime (the `baselines` extra) is not installed on this machine."""
+class OnnxUnavailable(ArtifactError):
+    """onnx or onnxruntime (dependencies of the project) is missing on this machine: no export can be
+    made or run here."""
 
 
 def export_dir_for(model_folder: Path) -> Path:
@@ -83,7 +84,7 @@ def ort_session(model: Path | bytes):
     try:
         import onnxruntime
     except ImportError:
-        raise OnnxUnavailable("onnxruntime is not installed: pip install -e '.[baselines]' (make does)") from None
+        raise OnnxUnavailable("onnxruntime is not installed: pip install -e . (make venv does)") from None
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     source = model if isinstance(model, bytes) else str(model)
@@ -161,16 +162,20 @@ def export_onnx(model_folder: Path, out_dir: Path, parity_images: Sequence[Path]
     result) for the detector saved in `model_folder` (its files verified first), each atomically, the
     recipe last. Parity: the readable `parity_images`, the same crops through PyTorch fp32 and ONNX
     Runtime. Returns the paths and the parity figures; `passed` False is the caller's to act on.
+    The graph replaces an earlier one only once parity is measured, the recipe right after it.
     `threshold`: the operating threshold the feed uses with this version, recorded for serving."""
     detector = load_detector(Path(model_folder), torch.device("cpu"))
     crop = detector.preprocessing.crop_size
     graph = onnx_bytes(_Serving(detector.model, detector.preprocessing).eval(),
                        torch.zeros(1, 3, crop, crop, dtype=torch.uint8), INPUT, OUTPUT)
     out_dir = Path(out_dir)
-    artifacts.write_bytes_atomic(out_dir / MODEL_FILE, graph)
     recipe = _recipe(detector, threshold, graph)
-    exported = OnnxDetector(ort_session(out_dir / MODEL_FILE), recipe)  # the file as written, not the bytes
-    n, delta = _parity(detector, exported, parity_images)
+    # The graph takes its place only once its parity is measured: an export that stops half-way (no
+    # readable image, no ONNX Runtime) leaves the previous graph and recipe as they were.
+    with artifacts.atomic_path(out_dir / MODEL_FILE) as tmp:
+        tmp.write_bytes(graph)
+        exported = OnnxDetector(ort_session(tmp), recipe)  # the file as written, not the bytes
+        n, delta = _parity(detector, exported, parity_images)
     parity = {"n_parity_images": n, "max_abs_delta_p": delta, "tolerance": TOLERANCE, "passed": delta <= TOLERANCE}
     artifacts.write_json_atomic(out_dir / RECIPE_FILE, {
         **recipe, "parity": {**parity, "reference": "PyTorch eager fp32 on the CPU, the same uint8 crops"}})

@@ -1,7 +1,6 @@
 """Writing artifacts so that a reader never sees half a file, and models as safetensors + JSON."""
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -14,23 +13,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from detector_pipeline.errors import ArtifactError
+from detector_pipeline.registry.locks import file_lock  # noqa: F401 (where the caches take it from)
 
 
 class CorruptArtifact(ArtifactError, ValueError):
     """A model file that is missing, truncated, tampered with, or not what its config says."""
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` + ".lock": two runs at once (sensor and schedule) that add to one
-    cache take turns, each re-reading what the other wrote."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

@@ -5,9 +5,11 @@ live column and `lineage`'s live lines read it; no Dagster, no torch, so the CLI
 import json
 from pathlib import Path
 
+from detector_pipeline.registry.locks import file_lock
+
 LEDGER = "production/live.jsonl"
 AGING_KEYS = ("batch_roc_auc", "batch_roc_auc_ci95", "test_roc_auc", "test_roc_auc_ci95", "difference",
-              "worse_beyond_noise")
+              "worse_beyond_noise", "judged")
 
 
 def append(data_dir: Path, result: dict) -> None:
@@ -18,8 +20,7 @@ def append(data_dir: Path, result: dict) -> None:
     entry["ai_share"] = result["figures"]["decisions"]["ai_share"]
     entry["worse_slices"] = [s["slice"] for s in result["aging"]["worse_slices"]]
     path = data_dir / LEDGER
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as ledger:
+    with file_lock(path), open(path, "a") as ledger:  # two validations at once, or pods on one volume
         ledger.write(json.dumps(entry, sort_keys=True) + "\n")
 
 
@@ -56,7 +57,8 @@ def live_lines(entries: list[dict]) -> list[str]:
     """One line per batch: its ROC-AUC beside the model's test figure, and the verdict."""
     lines = []
     for e in entries:
-        verdict = "WORSE beyond noise" if e["worse_beyond_noise"] else "within noise"
+        verdict = ("not judged" if not e.get("judged", True) else
+                   "WORSE beyond noise" if e["worse_beyond_noise"] else "within noise")
         slices = f"; worse: {', '.join(e['worse_slices'])}" if e.get("worse_slices") else ""
         lines.append(f"  live on batch {e['batch']} ({e['n']} images, {e['evaluated_at']}): ROC-AUC "
                      f"{_fmt(e['batch_roc_auc'], e['batch_roc_auc_ci95'])} against test {_fmt(e['test_roc_auc'])}: "

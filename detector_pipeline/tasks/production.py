@@ -60,13 +60,15 @@ def _model_card(folder: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _test_families(data_dir: Path, card: dict) -> dict[str, float]:
-    """The model's ROC-AUC per generator family on its own test split (its evaluation report)."""
+def _test_families(data_dir: Path, card: dict) -> dict[str, dict]:
+    """The model's ROC-AUC per generator family on its own test split (its evaluation report), with
+    whether the family was held out of its training."""
     path = data_dir / "reports" / str(card.get("report")) / "report.json"
     if not card.get("report") or not path.is_file():
         return {}
     rows = json.loads(path.read_text()).get("slices", {}).get("family_vs_real", {}).get("detector", [])
-    return {r["family"]: r["roc_auc"] for r in rows if r.get("roc_auc") is not None and not r.get("held_out_of_training")}
+    return {r["family"]: {"roc_auc": r["roc_auc"], "held_out_of_training": bool(r.get("held_out_of_training"))}
+            for r in rows if r.get("roc_auc") is not None}
 
 
 def _unseen_rows(folder: Path, batch: pd.DataFrame) -> tuple[pd.DataFrame, int | None]:
@@ -79,30 +81,38 @@ def _unseen_rows(folder: Path, batch: pd.DataFrame) -> tuple[pd.DataFrame, int |
     return batch[~seen], int(seen.sum())
 
 
+def _not_measured(batch_name: str, version: str | None, status: str, why: str) -> dict:
+    return {"batch": batch_name, "model_version": version, "status": status, "why": why}
+
+
 def evaluate_batch(batch_name: str, batch: pd.DataFrame, promoted: dict, data_dir: Path, profile: Profile) -> dict:
-    """The promoted model's live figures on one label batch, and the comparison with its test split."""
+    """The promoted model's live figures on one label batch, and the comparison with its test split;
+    or, with `status` and `why`, the reason there are none (an empty batch, a batch the model trained
+    on, a promoted model that can't be loaded)."""
     folder = model_folder(data_dir, promoted["folder"])
     version, threshold = promoted["version"], promoted["threshold"]
+    if batch.empty:
+        return _not_measured(batch_name, version, "empty batch", "no row of this batch passed validation")
+    batch_version = str(batch["batch_version"].iloc[0])
     card = _model_card(folder)
-    trained_batches = {b["batch"]: b["data_version"] for b in card.get("batches", [])}
-    if trained_batches.get(batch_name) == str(batch["batch_version"].iloc[0]):
-        return {"batch": batch_name, "model_version": version, "status": "trained on it",
-                "why": f"detector {version} trained on this very batch: its figures would not be live"}
+    if {b["batch"]: b["data_version"] for b in card.get("batches", [])}.get(batch_name) == batch_version:
+        return _not_measured(batch_name, version, "trained on it",
+                             f"detector {version} trained on this very batch: its figures would not be live")
     rows, already_seen = _unseen_rows(folder, batch)
     if rows.empty:
-        return {"batch": batch_name, "model_version": version, "status": "trained on it",
-                "why": f"detector {version} trained or validated on every image of this batch"}
-    scorer = detector_scorer(folder, profile)
+        return _not_measured(batch_name, version, "trained on it",
+                             f"detector {version} trained or validated on every image of this batch")
+    try:
+        scorer = detector_scorer(folder, profile)
+    except ArtifactError as exc:  # as the gate does: a model that can't score the feed measures nothing
+        return _not_measured(batch_name, version, "promoted model unusable", str(exc))
     scores = cached_scores(data_dir / "cache/scores" / f"detector-{version}.parquet", rows["sha256"],
                            image_files(rows), lambda files: scorer(files, None))
-    groups = group_column(rows).to_numpy()
-    figures = live.batch_figures(rows, scores, threshold, groups)
-    test = (card.get("metrics") or {}).get("test") or {}
-    verdict = live.aging_verdict(figures, test, _test_families(data_dir, card))
+    figures = live.batch_figures(rows, scores, threshold, group_column(rows).to_numpy())
+    verdict = live.aging_verdict(figures, (card.get("metrics") or {}).get("test") or {}, _test_families(data_dir, card))
     out = data_dir / "production" / batch_name / version
-    scored = _scored_table(rows, scores, threshold, data_dir)
-    write_bytes_atomic(out / "scores.parquet", scored.to_parquet(index=False))
-    result = {"batch": batch_name, "batch_version": str(batch["batch_version"].iloc[0]), "model_version": version,
+    write_bytes_atomic(out / "scores.parquet", _scored_table(rows, scores, threshold, data_dir).to_parquet(index=False))
+    result = {"batch": batch_name, "batch_version": batch_version, "model_version": version,
               "model_folder": promoted["folder"], "promoted_at": promoted.get("promoted_at"), "threshold": threshold,
               "status": "measured", "n": int(len(rows)), "already_trained_on": already_seen,
               "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

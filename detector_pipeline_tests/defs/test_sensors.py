@@ -1,11 +1,13 @@
 """New label batches: one partition and one validation run per complete batch, nothing twice, bad ones
 skipped; batches that arrive together or during a retrain lead to one retrain."""
 
+import zlib
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
+from detector_pipeline.cli.runs import run_outcome
 from detector_pipeline.data.batches import READY_MARKER
 from detector_pipeline.defs.assets import ASSETS, CHECKS
 from detector_pipeline.defs.jobs import RETRAIN_TAGS, retrain_job, validate_batch_job
@@ -19,7 +21,7 @@ from detector_pipeline_tests.integration.test_retraining import trained  # noqa:
 
 def _batch(incoming: Path, name: str, ready: bool = True) -> Path:
     folder = incoming / name
-    write_tiny_dataset(folder, n=8, seed=hash(name) % 1000)
+    write_tiny_dataset(folder, n=8, seed=zlib.crc32(name.encode()) % 1000)  # hash() changes per process
     (folder / "img").rename(folder / "images")
     labels = pd.read_parquet(folder / "labels.parquet")
     labels["image_path"] = labels["image_path"].str.replace("img/", "images/")
@@ -84,8 +86,11 @@ def _carry_out(instance, settings, result) -> None:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     for run in result.run_requests:
         outcome = defs.resolve_job_def(run.job_name).execute_in_process(
-            instance=instance, partition_key=run.partition_key, tags=run.tags)
-        assert outcome.success
+            instance=instance, partition_key=run.partition_key, tags=run.tags, raise_on_error=False)
+        # The sensor is under test, not the tiny candidate: a retrain whose candidate the promotion gate
+        # refuses (tiny models on random pixels differ by noise) has still run; a step that raised has not.
+        refusals, errors = run_outcome(outcome)
+        assert outcome.success or (refusals and not errors), errors
 
 
 def _retrain_runs(instance) -> int:

@@ -32,6 +32,12 @@ def test_too_few_images_are_not_judged():
     assert not verdict["drifted"] and "too few images" in verdict["why"]
 
 
+def test_a_tied_reference_still_sees_a_shift():
+    """A model that scores nearly every test image the same leaves one quantile bin; PSI would be 0."""
+    reference = np.r_[np.zeros(390), np.full(10, 0.9)]
+    assert drift.psi(reference, np.full(100, 0.95)) > drift.PSI_MAJOR
+
+
 def test_decisions_follow_the_threshold_and_review_band():
     assert drift.decisions(np.array([0.1, 0.55, 0.6, 0.9]), 0.6, 0.1) == {"ai": 2, "review": 1, "real": 1}
 

@@ -40,16 +40,45 @@ def test_difference_beyond_noise_needs_both_intervals_clear_of_zero():
     noisy = live.compare_with_test(0.70, [0.50, 0.90], 0.85, [0.82, 0.88])
     assert not noisy["worse_beyond_noise"] and noisy["difference_95ci"][0] < 0 < noisy["difference_95ci"][1]
     better = live.compare_with_test(0.95, [0.94, 0.96], 0.85, [0.84, 0.86])
-    assert not better["worse_beyond_noise"]
-    assert not live.compare_with_test(None, None, 0.85, None)["worse_beyond_noise"]
+    assert not better["worse_beyond_noise"] and better["judged"]
+
+
+@pytest.mark.parametrize("value, ci, test_value, test_ci, because", [
+    (None, None, 0.85, [0.8, 0.9], "one class only"),
+    (0.6, [0.5, 0.7], None, None, "no test ROC-AUC"),
+    (0.6, [0.6, 0.6], 0.85, [0.8, 0.9], "too few source groups"),
+    (0.6, [0.5, 0.7], 0.85, None, "test ROC-AUC has no interval"),
+])
+def test_without_a_figure_or_its_noise_there_is_no_verdict(value, ci, test_value, test_ci, because):
+    """A zero-width interval (one source group) is no noise estimate: any drop would count as beyond it."""
+    outcome = live.compare_with_test(value, ci, test_value, test_ci)
+    assert not outcome["judged"] and not outcome["worse_beyond_noise"] and because in outcome["not_judged_because"]
 
 
 def test_aging_verdict_names_the_family_that_got_worse():
     batch, scores = _batch(n_real=300, n_ai=120, separation=3.0)
     figures = live.batch_figures(batch, scores, 0.5, batch["source_group"].to_numpy())
-    verdict = live.aging_verdict(figures, {"roc_auc": 0.97, "roc_auc_ci95": [0.95, 0.99]}, {"seen": 0.97})
-    assert verdict["worse_beyond_noise"]
+    verdict = live.aging_verdict(figures, {"roc_auc": 0.97, "roc_auc_ci95": [0.95, 0.99]},
+                                 {"seen": {"roc_auc": 0.97, "held_out_of_training": False}})
+    assert verdict["worse_beyond_noise"] and verdict["judged"]
     worse = {s["slice"]: s for s in verdict["worse_slices"]}
-    assert set(worse) == {"family=new"} and not worse["family=new"]["in_model_test_split"]
+    assert "family=new" in worse and "family=seen" not in worse
+    assert worse["family=new"]["compared_with"].endswith("its test split never held this family")
     fine = live.aging_verdict(figures, {"roc_auc": 0.5, "roc_auc_ci95": [0.45, 0.55]}, {})
     assert not fine["worse_beyond_noise"] and fine["worse_slices"] == []
+
+
+def test_without_ground_truth_families_are_judged_against_the_teacher_within_the_family():
+    batch, scores = _batch()
+    batch = batch.drop(columns=["is_ai"])
+    rows = {r["slice"]: r for r in live.family_slices(batch, scores, batch["source_group"].to_numpy())}
+    assert set(rows) == {"family=real", "family=seen", "family=new"}
+    assert rows["family=real"]["roc_auc"] is None  # one class: the teacher calls none of them AI
+    assert all(r["positives"] == r["n"] for k, r in rows.items() if k != "family=real")
+
+
+def test_a_family_held_out_of_training_is_compared_with_its_own_held_out_figure():
+    figures = {"families": [{"slice": "family=esrgan", "roc_auc": 0.6, "roc_auc_ci95": [0.55, 0.65]}], "sources": []}
+    worse = live.worse_slices(figures, {"roc_auc": 0.9}, {"esrgan": {"roc_auc": 0.7, "held_out_of_training": True}})
+    assert worse[0]["test_roc_auc"] == 0.7 and "held out of its training" in worse[0]["compared_with"]
+    assert live.worse_slices(figures, {"roc_auc": 0.9}, {"esrgan": {"roc_auc": 0.6, "held_out_of_training": True}}) == []

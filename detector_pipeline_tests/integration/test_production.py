@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from detector_pipeline.cli import main
+from detector_pipeline.cli.runs import run_outcome as _run_outcome
 from detector_pipeline.data.batches import BASE_BATCH, READY_MARKER
 from detector_pipeline.defs.assets import ASSETS, BATCH_ASSETS, CHECKS
+from detector_pipeline.evaluation import drift
 from detector_pipeline.registry import live_figures
 from detector_pipeline.registry import pointer as registry
 from detector_pipeline_tests.conftest import write_tiny_dataset
@@ -53,8 +55,9 @@ def test_a_new_batch_is_scored_by_the_promoted_model_and_queued_for_review(train
     assert figures["teacher"]["roc_auc"]["ci95"] is not None and "ground_truth" in figures
     assert {r["slice"] for r in figures["families"]} == {"family=checker", "family=held_out_gen"}
     check = _checks(result)["batch_within_test_noise"]
-    assert check.severity == dg.AssetCheckSeverity.WARN
-    assert check.passed == (not evaluation["aging"]["worse_beyond_noise"])
+    assert check.severity == dg.AssetCheckSeverity.WARN and check.partition == "b1"
+    assert check.metadata["batch"].value == "b1" and check.metadata["model_version"].value == promoted["version"]
+    assert check.metadata["why"].value.startswith(("the batch's ROC-AUC is", "not judged: "))
 
     [entry] = live_figures.series(data)
     assert entry["batch"] == "b1" and entry["model_version"] == promoted["version"]
@@ -99,9 +102,39 @@ def test_the_promoted_version_is_exported_to_onnx_with_parity(trained):
     assert (data / metadata["onnx"].value).is_file()
 
 
-def test_feed_scores_carry_a_drift_check(trained):
+def test_an_export_that_cant_be_made_fails_its_check_not_the_run(trained, monkeypatch):
+    """The promotion has happened when the export runs: without ONNX Runtime the run still succeeds,
+    and the check says why there is no export."""
+    from detector_pipeline.export.onnx_export import OnnxUnavailable
+    from detector_pipeline.tasks import production
+
+    settings, instance = trained
+
+    def unavailable(*args, **kwargs):
+        raise OnnxUnavailable("onnxruntime is not installed: pip install -e . (make venv does)")
+
+    monkeypatch.setattr(production, "export_promoted", unavailable)
+    result = dg.materialize([*ASSETS, *CHECKS], selection=["promoted_detector_onnx"], resources={"settings": settings},
+                            instance=instance)
+    assert result.success and result.output_for_node("promoted_detector_onnx")["exported"] is False
+    check = _checks(result)["onnx_matches_torch"]
+    assert not check.passed and check.metadata["why"].value.startswith("not exported: onnxruntime is not installed")
+    assert _run_outcome(result) == ([], [])  # not a refusal of the gate, not an error
+
+
+def test_feed_scores_carry_a_drift_check_against_the_test_split(trained, monkeypatch):
     settings, instance = trained
     result = dg.materialize([*ASSETS, *CHECKS], selection=["feed_scores"], resources={"settings": settings},
                             instance=instance)
     check = _checks(result)["feed_matches_test_distribution"]
-    assert check.severity == dg.AssetCheckSeverity.WARN and check.metadata["why"].value
+    assert check.severity == dg.AssetCheckSeverity.WARN and check.passed
+    assert check.metadata["why"].value.startswith("too few images")  # the tiny test split: 50 needed
+
+    monkeypatch.setattr(drift, "MIN_IMAGES", 5)  # judge it anyway: the statistics and their pictures
+    check = _checks(dg.materialize([*ASSETS, *CHECKS], selection=["feed_scores"], resources={"settings": settings},
+                                   instance=instance))["feed_matches_test_distribution"]
+    reference = pd.read_parquet(Path(settings.data_dir) / registry.read_promoted(Path(settings.data_dir))["folder"]
+                                / "reference_scores.parquet")
+    assert check.metadata["test_images"].value == len(reference) and check.metadata["feed_images"].value == 64
+    assert check.metadata["psi"].value >= 0 and "data:image/png;base64," in check.metadata["histogram"].value
+    assert check.passed == (check.metadata["why"].value == "within the documented thresholds")

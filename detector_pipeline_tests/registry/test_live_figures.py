@@ -5,7 +5,7 @@ def _result(batch, version, roc, worse=False):
     return {"batch": batch, "batch_version": "v", "model_version": version, "threshold": 0.7, "n": 10,
             "evaluated_at": "2026-11-29T00:00:00Z",
             "aging": {"batch_roc_auc": roc, "batch_roc_auc_ci95": [roc - 0.1, roc + 0.1], "test_roc_auc": 0.8,
-                      "test_roc_auc_ci95": [0.75, 0.85], "difference": roc - 0.8, "worse_beyond_noise": worse,
+                      "test_roc_auc_ci95": [0.75, 0.85], "difference": roc - 0.8, "worse_beyond_noise": worse, "judged": True,
                       "worse_slices": [{"slice": "family=new"}] if worse else []},
             "figures": {"teacher": {"pr_auc": {"value": 0.4}}, "decisions": {"ai_share": 0.1}}}
 

@@ -4,10 +4,12 @@ export of every promoted version."""
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from detector_pipeline.defs.assets.labels import table_metadata
-from detector_pipeline.defs.partitions import label_batches
+from detector_pipeline.defs.partitions import GPU_POOL, GPU_STEP_TAGS, label_batches
 from detector_pipeline.defs.resources import PipelineSettings
+from detector_pipeline.errors import ArtifactError
 from detector_pipeline.evaluation import plots
 from detector_pipeline.registry import live_figures
 from detector_pipeline.tasks import production
@@ -18,20 +20,21 @@ QUEUE_COLUMNS = ["rank", "kind", "ai_score", "p_ai", "p_ai_on_teacher_scale", "d
 
 
 class ReviewQueueConfig(dg.Config):
-    k: int = 50  # images per batch, largest disagreement first
+    k: int = Field(50, ge=1, description="images per batch, largest disagreement first")
 
 
 def _aging_check(result: dict) -> dg.AssetCheckResult:
-    """WARN, not blocking: an aging model is news for people, not a reason to stop the pipeline."""
+    """WARN, not blocking: an aging model is news for people, not a reason to stop the pipeline. A
+    batch that can't be judged (no model, no figures, no noise estimate) passes and says why."""
     if result["status"] != "measured":
         return dg.AssetCheckResult(check_name=AGING_CHECK, passed=True, severity=dg.AssetCheckSeverity.WARN,
-                                   metadata={"why": result["why"]})
+                                   metadata={"why": f"not judged: {result['why']}", "batch": result["batch"]})
     aging = result["aging"]
     worse = [f"{s['slice']}: {s['roc_auc']:.3f} [{s['roc_auc_ci95'][0]:.3f}, {s['roc_auc_ci95'][1]:.3f}] against "
-             f"{s['test_roc_auc']:.3f}{'' if s['in_model_test_split'] else ' (a family its test split never held)'}"
-             for s in aging["worse_slices"]]
-    why = ("the batch's ROC-AUC is below the model's test ROC-AUC beyond noise" if aging["worse_beyond_noise"]
-           else "the batch's ROC-AUC is within the noise of the model's test ROC-AUC")
+             f"{s['test_roc_auc']:.3f} ({s['compared_with']})" for s in aging["worse_slices"]]
+    why = ("not judged: " + aging["not_judged_because"] if not aging["judged"] else
+           "the batch's ROC-AUC is below the model's test ROC-AUC beyond noise" if aging["worse_beyond_noise"] else
+           "the batch's ROC-AUC is within the noise of the model's test ROC-AUC")
     return dg.AssetCheckResult(check_name=AGING_CHECK, passed=not aging["worse_beyond_noise"],
                                severity=dg.AssetCheckSeverity.WARN, metadata={
                                    "why": why, "batch": result["batch"], "model_version": result["model_version"],
@@ -46,7 +49,8 @@ def _float(value: float | None) -> dg.MetadataValue:
 
 
 @dg.asset(partitions_def=label_batches, group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="1",
-          check_specs=[dg.AssetCheckSpec(AGING_CHECK, asset="batch_evaluation",
+          pool=GPU_POOL, op_tags=GPU_STEP_TAGS,
+          check_specs=[dg.AssetCheckSpec(AGING_CHECK, asset="batch_evaluation", partitions_def=label_batches,
                                          description="WARN when the batch's ROC-AUC is below the promoted model's "
                                                      "test ROC-AUC beyond noise; names the families that got worse")])
 def batch_evaluation(context: dg.AssetExecutionContext, settings: PipelineSettings, teacher_labels: pd.DataFrame):
@@ -68,15 +72,16 @@ def _evaluation_metadata(result: dict, series: list[dict]) -> dict:
     if result["status"] != "measured":
         return {**metadata, "why": result["why"]}
     figures, aging = result["figures"], result["aging"]
-    slices = pd.DataFrame(figures["families"] + [{k: r[k] for k in ("slice", "n", "positives", "roc_auc")}
-                                                 for r in figures["sources"]])
+    slices = pd.DataFrame([{"slice": r["slice"], "n": r["n"], "positives": r["positives"], "roc_auc": r["roc_auc"],
+                            "95 % interval": "[{:.3f}, {:.3f}]".format(*r["roc_auc_ci95"]) if r["roc_auc_ci95"] else ""}
+                           for r in figures["families"] + figures["sources"]])
     return {**metadata,
             "roc_auc": _float(figures["teacher"]["roc_auc"]["value"]),
             "roc_auc_ci95": dg.MetadataValue.json(figures["teacher"]["roc_auc"]["ci95"]),
             "pr_auc": _float(figures["teacher"]["pr_auc"]["value"]),
             "ground_truth_roc_auc": _float((figures.get("ground_truth") or {}).get("roc_auc", {}).get("value")),
             "test_roc_auc": _float(aging["test_roc_auc"]),
-            "worse_beyond_noise": aging["worse_beyond_noise"],
+            "worse_beyond_noise": aging["worse_beyond_noise"] if aging["judged"] else "not judged",
             "ai_share": figures["decisions"]["ai_share"], "threshold": result["threshold"],
             "images": result["n"], "already_trained_on": result["already_trained_on"] if result[
                 "already_trained_on"] is not None else "not recorded for this model",
@@ -113,12 +118,21 @@ PARITY_CHECK = "onnx_matches_torch"
                                                      "test images is within 1e-4")])
 def promoted_detector_onnx(context: dg.AssetExecutionContext, settings: PipelineSettings, promoted_detector: dict):
     """The promoted version as ONNX with its preprocessing (JSON), for scoring outside Python and outside
-    this repository; checked against the PyTorch model on the model's own test images."""
-    exported = production.export_promoted(promoted_detector, settings.data)
-    yield dg.Output(exported, metadata={
+    this repository; checked against the PyTorch model on the model's own test images. The promotion
+    has happened by now: an export that can't be made fails its check (and says why), not the run."""
+    try:
+        exported = production.export_promoted(promoted_detector, settings.data)
+    except ArtifactError as exc:
+        why = f"not exported: {exc}"
+        yield dg.Output({"version": promoted_detector["version"], "exported": False, "why": why}, metadata={"why": why})
+        yield dg.AssetCheckResult(check_name=PARITY_CHECK, passed=False, metadata={"why": why})
+        return
+    yield dg.Output({**exported, "exported": True}, metadata={
         "version": exported["version"], "onnx": dg.MetadataValue.path(exported["onnx"]),
         "preprocessing": dg.MetadataValue.path(exported["preprocessing"]),
         "max_abs_delta_p": exported["max_abs_delta_p"], "parity_images": exported["n_parity_images"]})
+    why = (f"max |Δ P(AI)| {exported['max_abs_delta_p']:.2g} on {exported['n_parity_images']} test images, "
+           f"{'within' if exported['passed'] else 'beyond'} the tolerance {exported['tolerance']:g}")
     yield dg.AssetCheckResult(check_name=PARITY_CHECK, passed=exported["passed"], metadata={
-        "max_abs_delta_p": exported["max_abs_delta_p"], "tolerance": exported["tolerance"],
+        "why": why, "max_abs_delta_p": exported["max_abs_delta_p"], "tolerance": exported["tolerance"],
         "parity_images": exported["n_parity_images"]})
