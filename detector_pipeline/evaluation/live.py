@@ -15,6 +15,7 @@ from detector_pipeline.evaluation.report import at_threshold
 from detector_pipeline.evaluation.test_sets import known_ai, known_real
 
 Z95 = 1.959964
+MIN_SLICE_CLASS = 10  # images of each class (AI, real) a slice needs before it can be named as worse
 
 
 def decision_rates(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
@@ -97,8 +98,17 @@ def compare_with_test(value: float | None, ci95: list[float] | None, test_value:
             "judged": True}
 
 
+def _judgeable(row: dict) -> bool:
+    """A slice with enough of each class for its interval to mean something: with a single AI image
+    (or an interval of zero width) any ranking is an accident of that image."""
+    negatives = row["n"] - row["positives"]
+    return (row["roc_auc"] is not None and min(row["positives"], negatives) >= MIN_SLICE_CLASS
+            and standard_error(row["roc_auc_ci95"]) is not None)
+
+
 def worse_slices(figures: dict, test: dict, test_families: dict[str, dict]) -> list[dict]:
-    """Slices whose interval lies wholly below the model's own figure: for a family, its figure on the
+    """Slices (with at least MIN_SLICE_CLASS images of each class) whose interval lies wholly below
+    the model's own figure: for a family, its figure on the
     model's test split (held out of training or not); for a family that split never held and for a
     source, the whole in-distribution test figure."""
     worse = []
@@ -106,7 +116,7 @@ def worse_slices(figures: dict, test: dict, test_families: dict[str, dict]) -> l
         name = row["slice"].removeprefix("family=")
         known = test_families.get(name) if row["slice"].startswith("family=") else None
         reference = known["roc_auc"] if known else test.get("roc_auc")
-        if row["roc_auc"] is None or reference is None or not row["roc_auc_ci95"] or row["roc_auc_ci95"][1] >= reference:
+        if not _judgeable(row) or reference is None or row["roc_auc_ci95"][1] >= reference:
             continue
         where = ("the model's figure for this family" if known and not known["held_out_of_training"] else
                  "the model's figure for this family, held out of its training" if known else

@@ -78,7 +78,14 @@ def test_without_ground_truth_families_are_judged_against_the_teacher_within_the
 
 
 def test_a_family_held_out_of_training_is_compared_with_its_own_held_out_figure():
-    figures = {"families": [{"slice": "family=esrgan", "roc_auc": 0.6, "roc_auc_ci95": [0.55, 0.65]}], "sources": []}
+    figures = {"families": [{"slice": "family=esrgan", "n": 80, "positives": 30, "roc_auc": 0.6,
+                             "roc_auc_ci95": [0.55, 0.65]}], "sources": []}
     worse = live.worse_slices(figures, {"roc_auc": 0.9}, {"esrgan": {"roc_auc": 0.7, "held_out_of_training": True}})
     assert worse[0]["test_roc_auc"] == 0.7 and "held out of its training" in worse[0]["compared_with"]
     assert live.worse_slices(figures, {"roc_auc": 0.9}, {"esrgan": {"roc_auc": 0.6, "held_out_of_training": True}}) == []
+
+
+def test_a_slice_with_a_handful_of_images_is_never_named():
+    tiny = {"slice": "source_package=p", "n": 6, "positives": 2, "roc_auc": 0.0, "roc_auc_ci95": [0.0, 0.4]}
+    zero_width = {"slice": "source_package=q", "n": 60, "positives": 20, "roc_auc": 0.1, "roc_auc_ci95": [0.1, 0.1]}
+    assert live.worse_slices({"families": [], "sources": [tiny, zero_width]}, {"roc_auc": 0.9}, {}) == []
