@@ -56,7 +56,7 @@ def test_gpu_steps_ask_for_a_gpu_in_valid_k8s_config():
                                 resources={"settings": PipelineSettings()}).get_repository_def()
     job = repository.get_implicit_global_asset_job_def()
     gpu_ops = [op for op in job.graph.iterate_op_defs() if op.pool == partitions.GPU_POOL]
-    assert {"embed_chunk", "detector", "feed_scores", "ablation_study"} == {op.name for op in gpu_ops}
+    assert {"embed_chunk", "detector", "feed_scores", "batch_evaluation", "ablation_study"} == {op.name for op in gpu_ops}
     for op in gpu_ops:
         tag = op.tags["dagster-k8s/config"]  # Dagster keeps non-string tag values as JSON
         assert (json.loads(tag) if isinstance(tag, str) else tag) == partitions.GPU_STEP_TAGS["dagster-k8s/config"]

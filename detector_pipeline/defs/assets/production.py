@@ -45,14 +45,14 @@ def _aging_check(result: dict) -> dg.AssetCheckResult:
 
 
 def _float(value: float | None) -> dg.MetadataValue:
-    return dg.MetadataValue.float(value) if value is not None else dg.MetadataValue.text("n/a (one class only)")
+    return dg.MetadataValue.float(value) if value is not None else dg.MetadataValue.text("n/a (see why)")
 
 
 @dg.asset(partitions_def=label_batches, group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="1",
           pool=GPU_POOL, op_tags=GPU_STEP_TAGS,
           check_specs=[dg.AssetCheckSpec(AGING_CHECK, asset="batch_evaluation", partitions_def=label_batches,
                                          description="WARN when the batch's ROC-AUC is below the promoted model's "
-                                                     "test ROC-AUC beyond noise; names the families that got worse")])
+                                                     "test ROC-AUC beyond noise; names the slices that got worse")])
 def batch_evaluation(context: dg.AssetExecutionContext, settings: PipelineSettings, teacher_labels: pd.DataFrame):
     """The model promoted when the batch arrived, scored on the batch before any retrain trains on it
     (the batch's validation runs this; the retrain waits for validations): ROC-AUC and PR-AUC against
