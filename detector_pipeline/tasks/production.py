@@ -38,10 +38,7 @@ def write_reference(folder: Path, test: pd.DataFrame, test_scores: np.ndarray, t
                     data_dir: Path) -> None:
     """What the live figures and the drift check compare with: the test split's scores, and which
     images the model learnt from (a later batch that labels them again is not a live measurement)."""
-    columns = [c for c in DESCRIBING if c in test.columns]
-    reference = test[columns].assign(sha256=test["sha256"].to_numpy(), label=test["label"].to_numpy(),
-                                     file=[relative_folder(data_dir, Path(f)) for f in test["file"]],
-                                     p_ai=np.asarray(test_scores, float))
+    reference = _described(test, data_dir).assign(label=test["label"].to_numpy(), p_ai=np.asarray(test_scores, float))
     write_bytes_atomic(folder / REFERENCE_SCORES, reference.to_parquet(index=False))
     write_bytes_atomic(folder / TRAINED_ON, trained[["sha256"]].to_parquet(index=False))
 
@@ -122,11 +119,17 @@ def evaluate_batch(batch_name: str, batch: pd.DataFrame, promoted: dict, data_di
     return result
 
 
-def _scored_table(rows: pd.DataFrame, scores: np.ndarray, threshold: float, data_dir: Path) -> pd.DataFrame:
+def _described(rows: pd.DataFrame, data_dir: Path) -> pd.DataFrame:
+    """What says which image a row is: its describing columns, content hash, and file relative to the
+    data folder (absolute only when it lies outside it)."""
     columns = [c for c in DESCRIBING if c in rows.columns]
-    return rows[columns].assign(sha256=rows["sha256"].to_numpy(), ai_score=rows["ai_score"].to_numpy(),
-                                file=[relative_folder(data_dir, Path(f)) for f in rows["file"]],
-                                p_ai=scores, decision=np.where(scores >= threshold, "ai", "real"))
+    return rows[columns].assign(sha256=rows["sha256"].to_numpy(),
+                                file=[relative_folder(data_dir, Path(f)) for f in rows["file"]])
+
+
+def _scored_table(rows: pd.DataFrame, scores: np.ndarray, threshold: float, data_dir: Path) -> pd.DataFrame:
+    return _described(rows, data_dir).assign(ai_score=rows["ai_score"].to_numpy(), p_ai=scores,
+                                             decision=np.where(scores >= threshold, "ai", "real"))
 
 
 def review_queue(evaluation: dict, data_dir: Path, k: int) -> dict:
