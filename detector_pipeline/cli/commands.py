@@ -85,6 +85,7 @@ def export(args) -> int:
     `score --engine onnx` looks), checked against PyTorch; exit 3 when the check fails."""
     from detector_pipeline.export.onnx_export import TOLERANCE, export_dir_for, export_onnx
     from detector_pipeline.registry import pointer as registry
+    from detector_pipeline.tasks.production import parity_images
 
     if args.parity_images < 1:
         raise BadInput(f"--parity-images {args.parity_images}: give at least 1 (64 by default)")
@@ -92,8 +93,6 @@ def export(args) -> int:
     record, _ = registry.detector_record(data, args.version)
     folder = registry.model_folder(data, record.folder)
     out = Path(args.out) if args.out else export_dir_for(folder)
-    from detector_pipeline.tasks.production import parity_images
-
     images = parity_images(folder, data, args.parity_images) or _parity_images(args.parity_images)
     result = export_onnx(folder, out, images, _promoted_threshold(data, args.version))
     print(f"onnx: {result['onnx']}\npreprocessing: {result['preprocessing']}")
@@ -112,14 +111,20 @@ def _parity_images(n: int) -> list[Path]:
     (the team's own kind of images, the same ones on every export)."""
     import pandas as pd
 
-    labels = Path(os.environ.get("DETECTOR_LABELS", PROJECT_ROOT / "data/demo/labels.parquet"))
-    root = Path(os.environ.get("DETECTOR_IMAGES_ROOT", labels.parent))
+    labels, root = _labels_and_root()
     try:
         table = pd.read_parquet(labels, columns=["image_path"])
     except (OSError, ValueError) as exc:
         raise BadInput(f"parity images: cannot read image_path from {labels} ({' '.join(str(exc).split())}); set "
                        "DETECTOR_LABELS to a labels parquet") from None
     return [root / p for p in sorted(table["image_path"].dropna())[:n]]
+
+
+def _labels_and_root() -> tuple[Path, Path]:
+    """The labels table and the folder its image paths are relative to, as the pipeline's settings
+    read them (DETECTOR_LABELS, DETECTOR_IMAGES_ROOT; default the demo set)."""
+    labels = Path(os.environ.get("DETECTOR_LABELS", PROJECT_ROOT / "data/demo/labels.parquet"))
+    return labels, Path(os.environ.get("DETECTOR_IMAGES_ROOT", labels.parent))
 
 
 def _promoted_threshold(data: Path, version: str) -> float | None:
@@ -184,8 +189,7 @@ def bench(args) -> int:
 
     weights = Path(os.environ.get("DETECTOR_WEIGHTS_DIR", PROJECT_ROOT / "data/weights"))
     profile = get_profile(args.profile, weights).with_overrides(num_workers=args.num_workers, amp=args.amp)
-    labels = Path(os.environ.get("DETECTOR_LABELS", PROJECT_ROOT / "data/demo/labels.parquet"))
-    root = Path(os.environ.get("DETECTOR_IMAGES_ROOT", labels.parent))
+    labels, root = _labels_and_root()
     paths = tuple(sample_images(labels, root, args.images))
     log = (lambda _: None) if args.json else (lambda line: print(line, file=sys.stderr))
     photos = ()

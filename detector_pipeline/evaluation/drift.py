@@ -16,6 +16,8 @@ images are noise.
 import numpy as np
 from scipy import stats
 
+from detector_pipeline.evaluation.thresholds import decide
+
 PSI_BINS = 10
 PSI_MAJOR = 0.25
 PSI_MODERATE = 0.1
@@ -48,9 +50,8 @@ def share_shift(reference_hits: int, reference_n: int, current_hits: int, curren
 
 
 def decisions(scores: np.ndarray, threshold: float, review_band: float) -> dict[str, int]:
-    ai = scores >= threshold
-    review = ~ai & (scores >= threshold - review_band)
-    return {"ai": int(ai.sum()), "review": int(review.sum()), "real": int((~ai & ~review).sum())}
+    made = decide(scores, threshold, review_band)
+    return {kind: int((made == kind).sum()) for kind in ("ai", "review", "real")}
 
 
 def drift_verdict(reference: np.ndarray, feed: np.ndarray, threshold: float, review_band: float = 0.0) -> dict:

@@ -1,4 +1,5 @@
-"""Choosing the operating threshold on validation, before the test set is seen."""
+"""Choosing the operating threshold on validation, before the test set is seen, and the decisions it
+makes."""
 
 import numpy as np
 from sklearn.metrics import precision_recall_curve
@@ -23,3 +24,10 @@ def threshold_for_precision(y_true: np.ndarray, scores: np.ndarray, target_preci
         rule = f"precision {target_precision} not reachable on validation: F1-best threshold"
     return {"threshold": float(thresholds[i]), "target_precision": target_precision, "target_reached": bool(len(reached)),
             "val_precision": float(precision[i]), "val_recall": float(recall[i]), "rule": rule}
+
+
+def decide(scores: np.ndarray, threshold: float, review_band: float = 0.0) -> np.ndarray:
+    """The decision per score: `ai` at or above the threshold, `review` within `review_band` below it,
+    else `real`. Feed scoring, batch scores and the drift check's shares all follow this one rule."""
+    scores = np.asarray(scores, dtype=float)
+    return np.where(scores >= threshold, "ai", np.where(scores >= threshold - review_band, "review", "real"))

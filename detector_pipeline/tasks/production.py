@@ -22,6 +22,7 @@ from detector_pipeline.data.splits import group_column, image_files
 from detector_pipeline.errors import ArtifactError
 from detector_pipeline.evaluation import disagreements, drift, live
 from detector_pipeline.evaluation.score_cache import cached_scores
+from detector_pipeline.evaluation.thresholds import decide
 from detector_pipeline.registry import live_figures
 from detector_pipeline.registry.artifacts import write_bytes_atomic, write_json_atomic
 from detector_pipeline.registry.pointer import model_folder, read_promoted, relative_folder
@@ -129,7 +130,7 @@ def _described(rows: pd.DataFrame, data_dir: Path) -> pd.DataFrame:
 
 def _scored_table(rows: pd.DataFrame, scores: np.ndarray, threshold: float, data_dir: Path) -> pd.DataFrame:
     return _described(rows, data_dir).assign(ai_score=rows["ai_score"].to_numpy(), p_ai=scores,
-                                             decision=np.where(scores >= threshold, "ai", "real"))
+                                             decision=decide(scores, threshold))
 
 
 def review_queue(evaluation: dict, data_dir: Path, k: int) -> dict:

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from detector_pipeline.config.device import pick_device
 from detector_pipeline.data.images import BadImage, decode_rgb, read_regular_file
 from detector_pipeline.errors import BadInput
+from detector_pipeline.evaluation.thresholds import decide
 from detector_pipeline.export.onnx_export import load_export_of
 from detector_pipeline.models.detector import load_detector, probabilities
 from detector_pipeline.registry import artifacts
@@ -90,11 +91,11 @@ def score_to_parquet(detector_folder: Path, threshold: float, inputs: Iterable[s
     out.parent.mkdir(parents=True, exist_ok=True)
     with artifacts.atomic_path(out) as tmp, pq.ParquetWriter(tmp, SCHEMA) as writer:
         for items, x in loader:
-            scores = iter([] if x is None else score(x))
+            scores = [] if x is None else score(x)
+            made = iter(zip(map(float, scores), decide(scores, threshold, review_band)))
             rows = []
             for path, sha256, tensor, error in items:
-                p = None if tensor is None else float(next(scores))
-                decision = "error" if p is None else "ai" if p >= threshold else "review" if p >= threshold - review_band else "real"
+                p, decision = (None, "error") if tensor is None else next(made)
                 counts[decision] += 1
                 rows.append({"path": path, "sha256": sha256, "p_ai": p, "decision": decision,
                              "model_version": version, "error": error})
