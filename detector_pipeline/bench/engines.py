@@ -166,12 +166,14 @@ def probe_fidelity(labels: pd.DataFrame, embeddings_by_engine: dict[str, np.ndar
     the rows' order of the matrices."""
     from detector_pipeline.data.splits import group_column
     from detector_pipeline.evaluation.statistics import ranking_with_intervals
-    from detector_pipeline.models.probe import fit_probe, probe_scores, probe_state
+    from detector_pipeline.models.probe import fit_selected, probe_scores, probe_state
 
     train, test = (labels["split"] == "train").to_numpy(), (labels["split"] == "test").to_numpy()
     out = {}
     for engine, matrix in embeddings_by_engine.items():
-        state = probe_state(fit_probe(matrix[train], labels["label"].to_numpy()[train], seed))
+        fitted, _ = fit_selected(matrix[train], labels["label"].to_numpy()[train],
+                                 group_column(labels).to_numpy()[train], seed)
+        state = probe_state(fitted)
         figures = ranking_with_intervals(labels["label"].to_numpy()[test], probe_scores(state, matrix[test]),
                                          group_column(labels).to_numpy()[test])
         out[engine] = {"test_roc_auc": figures["roc_auc"], "test_pr_auc": figures["pr_auc"], "n": figures["n"]}

@@ -44,6 +44,7 @@ from detector_pipeline.models.embeddings import (
     cache_file,
     embed_files,
     embed_with_cache,
+    frozen_features,
     read_cache,
 )
 from detector_pipeline.registry import artifacts
@@ -233,11 +234,12 @@ def _embedding(plan: BenchPlan, paths, model_only: bool = True) -> dict:
     @torch.inference_mode()
     def step():
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            return model(x)
+            return frozen_features(model, x, spec.feature_blocks)
 
     files = [Path(p) for p in paths]
     figures = _measure(plan, device, step, len(x), lambda: embed_files(model, files, profile.embed_batch_size, device,
-                                                                        profile.num_workers, profile.amp),
+                                                                        profile.num_workers, profile.amp,
+                                                                        blocks=spec.feature_blocks),
                        len(files), model_only)
     return {**figures, "model": spec.describe(), "engine": spec.engine, "device": str(device),
             "dtype": str(dtype or torch.float32), "batch_size": profile.embed_batch_size, "image_size": list(size),

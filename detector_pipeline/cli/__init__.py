@@ -45,7 +45,7 @@ def _add_run_commands(sub) -> None:
     _command(sub, "init", runs.init, "register the base labels as label batch 'base' (make ui does this)")
     run = _command(sub, "run", runs.run, "validate the base labels and retrain: teacher labels -> promoted detector")
     run.add_argument("--profile", choices=PROFILE_NAMES, help="default: DETECTOR_PROFILE or demo")
-    _command(sub, "ablations", runs.ablations, "run the ablation study (fifteen trainings), then the report again")
+    _command(sub, "ablations", runs.ablations, "run the ablation study (twenty trainings), then the report again")
     lineage = _command(sub, "lineage", runs.lineage, "walk from a detector version to its label batches")
     lineage.add_argument("version")
     lineage.add_argument("--json", action="store_true")

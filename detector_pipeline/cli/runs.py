@@ -143,7 +143,7 @@ def _job(name: str, args) -> int:
 
 
 def ablations(args) -> int:
-    """The article's claims (fifteen trainings), then the report again so that it includes them."""
+    """The article's claims and the training changes (twenty trainings), then the report again so that it includes them."""
     return _job("ablations", args) or _job("report", args)
 
 

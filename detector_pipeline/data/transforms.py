@@ -27,20 +27,39 @@ class NativeCrop:
         return f"NativeCrop(size={self.size}, train={self.train})"
 
 
-def detector_transform(size: int, train: bool) -> T.Compose:
+def feed_processing() -> list:
+    """What feeds do to uploads, short of resizing: JPEG recompression at a random quality, now and
+    then a little blur (B-Free, CVPR 2025, trains on such histories). Never a downscale: it would smear
+    the upsampling traces the detector looks for."""
+    return [T.RandomApply([T.JPEG(quality=(60, 95))], p=0.5),
+            T.RandomApply([T.GaussianBlur(kernel_size=3, sigma=(0.1, 1.0))], p=0.2)]
+
+
+def detector_transform(size: int, train: bool, augment: bool = False) -> T.Compose:
     """PIL image -> uint8 (3, size, size) tensor; `BatchNormalize` makes the model input of a batch."""
     steps = [NativeCrop(size, train)]
     if train:
         steps.append(T.RandomHorizontalFlip())
-    return T.Compose([*steps, T.PILToTensor()])
+    return T.Compose([*steps, T.PILToTensor(), *(feed_processing() if train and augment else [])])
 
 
-def resized_transform(size: int, train: bool) -> T.Compose:
+def resized_transform(size: int, train: bool, augment: bool = False) -> T.Compose:
     """The usual alternative, for the ablation: the whole image resized to size x size."""
     steps = [T.Resize((size, size), interpolation=T.InterpolationMode.BICUBIC, antialias=True)]
     if train:
         steps.append(T.RandomHorizontalFlip())
-    return T.Compose([*steps, T.PILToTensor()])
+    return T.Compose([*steps, T.PILToTensor(), *(feed_processing() if train and augment else [])])
+
+
+class Repeated:
+    """`copies` independent draws of a random transform of one decoded image, stacked: several crops
+    per image and epoch for the price of one decode."""
+
+    def __init__(self, transform, copies: int):
+        self.transform, self.copies = transform, copies
+
+    def __call__(self, image) -> torch.Tensor:
+        return torch.stack([self.transform(image) for _ in range(self.copies)])
 
 
 class BatchNormalize:

@@ -42,7 +42,8 @@ score_feed_job = dg.define_asset_job("score_feed", selection=dg.AssetSelection.a
 
 ablations_job = dg.define_asset_job(
     "ablations", selection=dg.AssetSelection.assets(ablation_study),
-    description="The article's three claims, each over five seeds (fifteen trainings).",
+    description="The article's three claims and the training changes against the recipe as written, each over "
+                "five seeds (twenty trainings).",
 )
 
 report_job = dg.define_asset_job(

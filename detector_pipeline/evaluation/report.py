@@ -121,7 +121,8 @@ def report_markdown(report: dict) -> str:
         "",
         *_sections_markdown(report),
         "## Models",
-        f"- probe: embeddings from **{report['probe']['backbone']}** + standardized, class-balanced logistic regression",
+        f"- probe: embeddings from **{report['probe']['backbone']}** + standardized, class-balanced logistic regression"
+        f"{_selection_words(report['probe'].get('selection'))}",
         f"- detector: **{report['detector']['backbone']}** fine-tuned end to end on native-resolution crops",
         "",
         "## Teacher labels",
@@ -135,6 +136,15 @@ def report_markdown(report: dict) -> str:
         f"`{report['created_by'].get('git_commit')}`.",
         "",
     ])
+
+
+def _selection_words(selection: dict | None) -> str:
+    """How the probe's C was chosen, with the train-versus-validation gap it left."""
+    if not selection:
+        return ""
+    tried = ", ".join(f"{c:g}: {_fmt(m)}" for c, m in zip(selection["grid"], selection["cv_roc_auc"]))
+    return (f"; C = {selection['chosen_c']:g}, chosen by {selection['by']} (tried {tried}); "
+            f"train minus validation ROC-AUC {_fmt(selection.get('train_minus_val_roc_auc'))}")
 
 
 def summary_lines(report: dict) -> list[str]:

@@ -23,8 +23,13 @@ class BackboneSpec:
     file: str | None = None  # for weights="file": a .safetensors (or .pth/.bin) state dict in timm's keys
     model_kwargs: dict = field(default_factory=dict)
     engine: str = "eager"
+    # Embeddings only: the class token after each of these transformer blocks (0-based), concatenated,
+    # instead of the final pooled embedding. Early and middle blocks keep the low-level traces that the
+    # last one abstracts away (RINE, ECCV 2024); they come out of the same forward pass. Empty: pooled.
+    feature_blocks: tuple[int, ...] = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "feature_blocks", tuple(int(b) for b in self.feature_blocks))
         if self.weights not in WEIGHT_SOURCES:
             raise ValueError(f"weights must be one of {WEIGHT_SOURCES}, got {self.weights!r}")
         if self.engine not in ENGINES:
@@ -38,6 +43,8 @@ class BackboneSpec:
 
     def describe(self) -> str:
         engine = "" if self.engine == "eager" else f", {self.engine} inference"
+        if self.feature_blocks:
+            engine += f", class tokens of blocks {', '.join(map(str, self.feature_blocks))}"
         if self.weights == "hub":
             return f"{self.architecture} (pretrained, model hub{engine})"
         if self.weights == "file":
@@ -49,7 +56,8 @@ class BackboneSpec:
         source = Path(self.file).name if self.weights == "file" else self.weights
         extra = "-".join(f"{k}{v}" for k, v in sorted(self.model_kwargs.items()))
         engine = "" if self.engine == "eager" else self.engine
-        return "__".join(p for p in (self.architecture, source, extra, engine) if p).replace("/", "_")
+        blocks = "blocks" + "-".join(map(str, self.feature_blocks)) if self.feature_blocks else ""
+        return "__".join(p for p in (self.architecture, source, extra, engine, blocks) if p).replace("/", "_")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -63,8 +71,14 @@ class BackboneSpec:
 def create_backbone(spec: BackboneSpec, num_classes: int) -> torch.nn.Module:
     """num_classes=0 gives the pooled features (embeddings); 1 gives a single-logit classifier."""
     kwargs = dict(spec.model_kwargs, num_classes=num_classes)
+    overlay = {}
+    if "img_size" in spec.model_kwargs:
+        # The preprocessing must follow the size the model was built at, not the pretrained config's
+        # (DINOv2's says 518 px; the full profile builds it at 224).
+        size = spec.model_kwargs["img_size"]
+        overlay["input_size"] = (3, size, size) if isinstance(size, int) else (3, *size)
     if spec.weights == "random":
-        return timm.create_model(spec.architecture, pretrained=False, **kwargs)
+        return timm.create_model(spec.architecture, pretrained=False, pretrained_cfg_overlay=overlay or None, **kwargs)
     if spec.weights == "file":
         path = Path(spec.file)
         if not path.is_file():
@@ -72,9 +86,10 @@ def create_backbone(spec: BackboneSpec, num_classes: int) -> torch.nn.Module:
                 f"weights file {path} for {spec.architecture} does not exist. Run `detector-pipeline weights "
                 f"fetch` for the offline weights, or use weights='hub' or weights='random'."
             )
-        return timm.create_model(spec.architecture, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+        return timm.create_model(spec.architecture, pretrained=True, pretrained_cfg_overlay={**overlay, "file": str(path)},
+                                 **kwargs)
     try:
-        return timm.create_model(spec.architecture, pretrained=True, **kwargs)
+        return timm.create_model(spec.architecture, pretrained=True, pretrained_cfg_overlay=overlay or None, **kwargs)
     except Exception as exc:  # hub errors come in many types: offline, DNS, HTTP, missing cache
         raise WeightsUnavailable(
             f"could not get pretrained weights for {spec.architecture} from the model hub "

@@ -51,9 +51,9 @@ class Preprocessing:
     def as_dict(self) -> dict:
         return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
 
-    def transform(self, train: bool):
-        """Per image, in the loader: PIL -> uint8 crop."""
-        return (detector_transform if self.native_crops else resized_transform)(self.crop_size, train)
+    def transform(self, train: bool, augment: bool = False):
+        """Per image, in the loader: PIL -> uint8 crop (`augment`: training's feed processing)."""
+        return (detector_transform if self.native_crops else resized_transform)(self.crop_size, train, augment)
 
     def decoder(self, train: bool, restart_copies: Path | None = None):
         """Per file, in the loader: bytes -> PIL. Native training crops decode only the crop's region

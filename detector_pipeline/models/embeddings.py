@@ -42,9 +42,21 @@ class EmbeddingSet:
         return len(self.table["embedding"].iloc[0]) if len(self.table) else 0
 
 
+def frozen_features(model: torch.nn.Module, x: torch.Tensor, blocks: tuple[int, ...] = ()) -> torch.Tensor:
+    """The pooled embedding, or (`blocks`) the class token after each of those transformer blocks,
+    concatenated (timm's forward_intermediates; the mean token where a model has no class token)."""
+    if not blocks:
+        return model(x)
+    out = model.forward_intermediates(x, indices=list(blocks), output_fmt="NLC", intermediates_only=True,
+                                      return_prefix_tokens=True, stop_early=True, output_dict=True)
+    prefix = out.get("image_intermediates_prefix")
+    tokens = [p[:, 0] for p in prefix] if prefix is not None else [y.mean(1) for y in out["image_intermediates"]]
+    return torch.cat(tokens, dim=1)
+
+
 @torch.inference_mode()
 def embed_files(model: torch.nn.Module, paths: Sequence[Path], batch_size: int, device: torch.device,
-                num_workers: int = 0, amp: str = "auto", log=None) -> np.ndarray:
+                num_workers: int = 0, amp: str = "auto", log=None, blocks: tuple[int, ...] = ()) -> np.ndarray:
     cfg = data_config(model)
     # use_prefetcher: timm's transform stops at uint8; BatchNormalize finishes the batch on the device.
     transform = timm.data.create_transform(**cfg, is_training=False, use_prefetcher=True)
@@ -57,11 +69,11 @@ def embed_files(model: torch.nn.Module, paths: Sequence[Path], batch_size: int, 
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             # A copy: a ViT's pooled output is a view of the whole token tensor, and keeping the view
             # would keep every token of every image alive.
-            chunks.append(model(normalize(x)).float().cpu().numpy().copy())
+            chunks.append(frozen_features(model, normalize(x), blocks).float().cpu().numpy().copy())
         done += len(x)
         if log and (i % 10 == 9 or done == len(paths)):
             log(f"embedded {done}/{len(paths)} images, {done / (time.time() - started):.1f} img/s")
-    return np.concatenate(chunks) if chunks else np.zeros((0, model.num_features), np.float32)
+    return np.concatenate(chunks) if chunks else np.zeros((0, model.num_features * max(1, len(blocks))), np.float32)
 
 
 def read_cache(path: Path) -> pd.DataFrame:
@@ -109,7 +121,8 @@ def embed_images(spec: BackboneSpec, todo: pd.DataFrame, cache_dir: Path, batch_
     if not len(todo):
         return np.zeros((0, 0), np.float32)
     model = create_inference_backbone(spec, cache_dir)
-    return embed_files(model, [Path(p) for p in todo["file"]], batch_size, device, num_workers, amp, log)
+    return embed_files(model, [Path(p) for p in todo["file"]], batch_size, device, num_workers, amp, log,
+                       spec.feature_blocks)
 
 
 def add_to_cache(spec: BackboneSpec, cache_dir: Path, sha256: Sequence[str], matrix: np.ndarray) -> None:

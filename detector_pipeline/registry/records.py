@@ -17,6 +17,7 @@ class ModelRecord:
     settings: dict = field(default_factory=dict)  # detector: TrainSettings as trained
     preprocessing: dict = field(default_factory=dict)  # detector: models.detector.Preprocessing
     metrics: dict = field(default_factory=dict)  # probe: ranking metrics per split
+    selection: dict = field(default_factory=dict)  # probe: how its C was chosen (models.probe.ProbeSelection)
     best_epoch: int | None = None
     best_val_roc_auc: float | None = None
     history: list[dict] = field(default_factory=list)

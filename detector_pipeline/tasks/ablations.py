@@ -14,7 +14,7 @@ from detector_pipeline.models.embeddings import EmbeddingSet
 from detector_pipeline.registry.pointer import model_folder
 from detector_pipeline.registry.records import ModelRecord
 from detector_pipeline.tasks.labels import labels_version
-from detector_pipeline.tasks.models import detector_scores, probe_scores_for, train_detector
+from detector_pipeline.tasks.models import detector_scores, probe_scores_for, train_detector, training_key
 
 
 def run_ablations(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSet, probe_model: ModelRecord,
@@ -30,17 +30,21 @@ def run_ablations(labels: pd.DataFrame, label_stats: dict, embedding_set: Embedd
     results = {variant: [] for variant in ablations.VARIANTS}
     for seed in seeds or ablations.SEEDS:
         for variant, options in ablations.VARIANTS.items():
-            if (variant, seed) in done and len(done[variant, seed].get(ablations.SCORES, [])) == len(test):
+            pos_weight = label_stats["pos_weight"] if options["use_pos_weight"] else None
+            arm = dict(native_crops=options["native_crops"], recipe_only=options.get("recipe_only", False))
+            key = training_key(labels, profile.with_overrides(seed=seed), pos_weight, **arm)
+            earlier = done.get((variant, seed))
+            # kept only when trained with these very settings: a changed profile trains the arm again
+            if earlier and earlier.get("training_key") == key and len(earlier.get(ablations.SCORES, [])) == len(test):
                 log(f"ablation {variant}, seed {seed}: done in an earlier run, kept")
-                results[variant].append(done[variant, seed])
+                results[variant].append(earlier)
                 continue
             log(f"ablation {variant}, seed {seed}")
-            model = train_detector(labels, data_dir, profile.with_overrides(seed=seed),
-                                   label_stats["pos_weight"] if options["use_pos_weight"] else None,
-                                   native_crops=options["native_crops"], log=log, models_subdir="models/ablations")
+            model = train_detector(labels, data_dir, profile.with_overrides(seed=seed), pos_weight, log=log,
+                                   models_subdir="models/ablations", **arm)
             # rounded as recorded, so that the AUC here and the one recomputed from the record agree
             scores = np.round(detector_scores(model_folder(data_dir, model.folder), image_files(test), profile), 6)
-            row = {"seed": seed, "test_roc_auc": roc_auc(y, scores), "version": model.version,
+            row = {"seed": seed, "test_roc_auc": roc_auc(y, scores), "version": model.version, "training_key": key,
                    "best_val_roc_auc": model.best_val_roc_auc, ablations.SCORES: scores.tolist()}
             ablations.record_run(data_dir, version, variant, row)
             results[variant].append(row)

@@ -227,6 +227,8 @@ def model_summary(model: ModelRecord, scored: Scored, name: str, metrics: dict) 
                               "what": test_sets.DESCRIPTIONS[split],
                               "roc_auc_ci95": against_teacher["roc_auc"]["ci95"],
                               "pr_auc_ci95": against_teacher["pr_auc"]["ci95"]}
+    if model.selection:
+        summary["selection"] = model.selection
     return summary
 
 

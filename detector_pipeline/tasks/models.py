@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from detector_pipeline.config.device import pick_device
 from detector_pipeline.config.profiles import Profile
-from detector_pipeline.data.splits import SPLITS, image_files, rows_in
+from detector_pipeline.data.splits import SPLITS, group_column, image_files, rows_in
 from detector_pipeline.evaluation.metrics import ranking_metrics
 from detector_pipeline.models import embeddings, probe
 from detector_pipeline.models.backbones import BackboneSpec
@@ -28,33 +28,50 @@ from detector_pipeline.training.settings import TRAINING_CODE_VERSION, TrainResu
 
 
 def fit_probe(labels: pd.DataFrame, embedding_set: EmbeddingSet, data_dir: Path, seed: int = 0) -> ModelRecord:
+    """The probe with C chosen by grouped cross-validation on train (never on validation or test);
+    the grid, the choice and the train-versus-validation gap go into its config."""
     matrices = {s: embeddings.embedding_matrix(embedding_set.table, rows_in(labels, s)["sha256"]) for s in SPLITS}
     train = rows_in(labels, "train")
-    state = probe.probe_state(probe.fit_probe(matrices["train"], train["label"], seed))
+    fitted, selection = probe.fit_selected(matrices["train"], train["label"].to_numpy(),
+                                           group_column(train).to_numpy(), seed)
+    state = probe.probe_state(fitted)
     metrics = {s: ranking_metrics(rows_in(labels, s)["label"], probe.probe_scores(state, matrices[s])) for s in SPLITS}
+    train_auc, val_auc = metrics["train"]["roc_auc"], metrics["val"]["roc_auc"]
     config = {"kind": "probe", "backbone": embedding_set.backbone, "backbone_description": embedding_set.description,
               "randomly_initialised": embedding_set.randomly_initialised, "seed": seed,
               "int8_calibration": embedding_set.calibration,
-              "labels_version": labels_version(labels), "metrics": metrics}
+              "labels_version": labels_version(labels), "metrics": metrics,
+              "selection": {**selection.as_dict(),
+                            "train_minus_val_roc_auc": None if train_auc is None or val_auc is None
+                            else train_auc - val_auc}}
     return _save(data_dir, "models", state, config)
 
 
 RESTART_COPIES = "cache/restart-jpegs"
 
 
+def training_key(labels: pd.DataFrame, profile: Profile, pos_weight: float | None, native_crops: bool = True,
+                 processes: int = 1, recipe_only: bool = False) -> str:
+    """What a training is: its labels, backbone, settings and loop; names its checkpoints, and tells an
+    ablation whether an earlier run of an arm trained what this one would."""
+    settings = TrainSettings.from_profile(profile, pos_weight, native_crops, processes, recipe_only)
+    return hashlib.sha256(f"{labels_version(labels)}|{profile.detector.record()}|{settings_dict(settings)}|"
+                          f"{TRAINING_CODE_VERSION}".encode()).hexdigest()[:16]
+
+
 def train_detector(labels: pd.DataFrame, data_dir: Path, profile: Profile, pos_weight: float | None,
                    native_crops: bool = True, processes: int = 1, log=print, run_command=None,
-                   models_subdir: str = "models") -> ModelRecord:
+                   models_subdir: str = "models", recipe_only: bool = False) -> ModelRecord:
     """Fine-tunes `profile.detector` (the profile already holds the run's overrides) and saves it under
     `data_dir/models_subdir` with its preprocessing; checkpoints go to `data_dir/checkpoints`.
     `processes` > 1 trains with DistributedDataParallel under torchrun; `run_command(argv)` starts it
-    (the asset passes Dagster Pipes; default: a plain subprocess)."""
-    settings = TrainSettings.from_profile(profile, pos_weight, native_crops, processes)
+    (the asset passes Dagster Pipes; default: a plain subprocess). `recipe_only`: the article's recipe
+    without the profile's training changes."""
+    settings = TrainSettings.from_profile(profile, pos_weight, native_crops, processes, recipe_only)
     train, val = rows_in(labels, "train"), rows_in(labels, "val")
     spec = profile.detector
-    run_key = hashlib.sha256(f"{labels_version(labels)}|{spec.record()}|{settings_dict(settings)}|"
-                             f"{TRAINING_CODE_VERSION}".encode())
-    checkpoint_dir = data_dir / "checkpoints" / run_key.hexdigest()[:16]
+    checkpoint_dir = data_dir / "checkpoints" / training_key(labels, profile, pos_weight, native_crops, processes,
+                                                             recipe_only)
     copies = data_dir / RESTART_COPIES  # large JPEGs' restart-marker copies, for region decoding
     if settings.processes > 1:
         result = _train_distributed(spec, settings, train, val, checkpoint_dir, copies, run_command or _run_checked)

@@ -10,10 +10,12 @@ from detector_pipeline.registry.artifacts import atomic_path, write_json_atomic
 
 
 def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    best_state: dict[str, torch.Tensor], meta: dict) -> None:
-    """Model and optimizer tensors as safetensors, the rest as JSON; the JSON is written last, so a
-    checkpoint is complete exactly when its last.json names its epoch."""
+                    best_state: dict[str, torch.Tensor], meta: dict, ema: torch.nn.Module | None = None) -> None:
+    """Model, optimizer (and moving-average) tensors as safetensors, the rest as JSON; the JSON is
+    written last, so a checkpoint is complete exactly when its last.json names its epoch."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
     opt = optimizer.state_dict()
     for idx, state in opt["state"].items():
         for name, value in state.items():
@@ -29,12 +31,15 @@ def has_checkpoint(folder: Path | None) -> bool:
     return folder is not None and (folder / "last.json").exists()
 
 
-def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    """Restores model and optimizer; returns the checkpoint's record, with the best epoch's weights
-    under "best_state"."""
+def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    ema: torch.nn.Module | None = None) -> dict:
+    """Restores model, optimizer (and moving average); returns the checkpoint's record, with the best
+    epoch's weights under "best_state"."""
     meta = json.loads((folder / "last.json").read_text())
     tensors = load_file(str(folder / "last.safetensors"))
     model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+    if ema is not None:
+        ema.load_state_dict({k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")})
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

@@ -1,4 +1,4 @@
-"""offtheshelf_baseline, evaluation_report and ablation_study (its own job: fifteen trainings)."""
+"""offtheshelf_baseline, evaluation_report and ablation_study (its own job: twenty trainings)."""
 
 from pathlib import Path
 
@@ -72,11 +72,12 @@ def _number(value: float | None) -> dg.MetadataValue:
     return dg.MetadataValue.float(value) if value is not None else dg.MetadataValue.text("n/a (one class only)")
 
 
-@dg.asset(group_name="ablations", kinds={"pytorch"}, code_version="3", pool=GPU_POOL, op_tags=GPU_STEP_TAGS)
+@dg.asset(group_name="ablations", kinds={"pytorch"}, code_version="4", pool=GPU_POOL, op_tags=GPU_STEP_TAGS)
 def ablation_study(context: dg.AssetExecutionContext, settings: PipelineSettings, training_labels: pd.DataFrame,
                    label_stats: dict, embeddings: EmbeddingSet, probe_model: ModelRecord) -> dg.Output:
-    """The article's three claims over several seeds. Costly (fifteen trainings): its own job, never part of
-    a retrain; evaluation_report includes the result for the same labels."""
+    """The article's three claims and the profile's training changes against the recipe as written, over
+    several seeds. Costly (twenty trainings): its own job, never part of a retrain; evaluation_report
+    includes the result for the same labels."""
     version = labels_version(training_labels)
     require_same_labels(version, label_stats=label_stats.get("labels_version"), embeddings=embeddings.labels_version,
                         probe_model=probe_model.labels_version)

@@ -20,13 +20,29 @@ def _val_test_metadata(metrics: dict) -> dict:
             if metrics[split][name] is not None}
 
 
-@dg.asset(group_name=GROUP, kinds={"scikitlearn", "safetensors"}, code_version="2")
+def _selection_metadata(selection: dict, metrics: dict) -> dict:
+    """The probe's regularisation as chosen: C, the grid with each value's cross-validated ROC-AUC,
+    and the train-versus-validation gap it leaves."""
+    return {
+        "C": selection["chosen_c"],
+        "C_chosen_by": selection["by"],
+        "C_grid_cv_roc_auc": dg.MetadataValue.md("| C | mean ROC-AUC over folds |\n|---|---|\n" + "\n".join(
+            f"| {c:g} | {'n/a' if m is None else f'{m:.3f}'} |" for c, m in zip(selection["grid"], selection["cv_roc_auc"]))),
+        **({"train_roc_auc": metrics["train"]["roc_auc"]} if metrics["train"]["roc_auc"] is not None else {}),
+        **({"train_minus_val_roc_auc": selection["train_minus_val_roc_auc"]}
+           if selection.get("train_minus_val_roc_auc") is not None else {}),
+    }
+
+
+@dg.asset(group_name=GROUP, kinds={"scikitlearn", "safetensors"}, code_version="3")
 def probe_model(settings: PipelineSettings, training_labels: pd.DataFrame, embeddings: EmbeddingSet) -> dg.Output:
-    """Standardized, class-balanced logistic regression on the frozen embeddings."""
+    """Standardized, class-balanced logistic regression on the frozen embeddings, its C chosen by grouped
+    cross-validation on the training split."""
     require_same_labels(labels_version(training_labels), embeddings=embeddings.labels_version)
     result = models.fit_probe(training_labels, embeddings, settings.data, settings.resolved_profile().seed)
     return dg.Output(result, metadata={"version": result.version, "backbone": result.backbone_description,
                                        "folder": dg.MetadataValue.path(result.folder),
+                                       **_selection_metadata(result.selection, result.metrics),
                                        **_val_test_metadata(result.metrics)})
 
 
