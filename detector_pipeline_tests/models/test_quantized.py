@@ -42,3 +42,21 @@ def test_a_quantized_vit_keeps_its_embeddings_direction():
         got = quantized(held_out)
     assert not quantizable_linears(quantized)  # every block Linear replaced
     assert torch.nn.functional.cosine_similarity(got, reference).min() > 0.99
+
+
+@settings(max_examples=20, deadline=None)
+@given(tokens=st.integers(1, 30), features=st.sampled_from([8, 64, 768]), seed=st.integers(0, 2**16))
+def test_the_fp32_path_of_a_cpu_without_int8_kernels_equals_the_int32_products(tokens, features, seed):
+    """Both paths give the same outputs: the integers are the same, and their sums stay exact in fp32."""
+    from unittest import mock
+
+    from detector_pipeline.models import quantized
+
+    generator = torch.Generator().manual_seed(seed)
+    linear = torch.nn.Linear(features, 16)
+    x = torch.randn(tokens, features, generator=generator) * 5
+    layer = Int8Linear(linear, torch.ones(features))
+    with mock.patch.object(quantized, "_FAST_CPU_INT8", True):
+        exact = layer(x)
+    with mock.patch.object(quantized, "_FAST_CPU_INT8", False):
+        assert torch.equal(layer(x), exact)
