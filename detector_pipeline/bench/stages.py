@@ -11,6 +11,7 @@ has only torch, torchvision and timm (and onnxruntime for the ONNX engine; witho
 """
 
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import platform
 import resource
@@ -210,7 +211,7 @@ def _backbone(spec: BackboneSpec, num_classes: int) -> tuple[torch.nn.Module, Ba
     try:
         return create_backbone(spec, num_classes), spec
     except WeightsUnavailable:
-        random_spec = BackboneSpec(spec.architecture, "random", model_kwargs=spec.model_kwargs)
+        random_spec = dataclasses.replace(spec, weights="random", file=None)
         return create_backbone(random_spec, num_classes), random_spec
 
 
@@ -305,9 +306,8 @@ def _probe_fidelity(plan: BenchPlan) -> dict:
 
 
 def _train_settings(profile: Profile) -> TrainSettings:
-    return TrainSettings(epochs=1, batch_size=profile.train_batch_size, lr=profile.lr,
-                         weight_decay=profile.weight_decay, pos_weight=7.0, crop_size=profile.crop_size,
-                         num_workers=profile.num_workers, amp=profile.amp)
+    """The profile's training (its changes included: several crops cost more per image), one epoch."""
+    return dataclasses.replace(TrainSettings.from_profile(profile, pos_weight=7.0), epochs=1)
 
 
 def _training(plan: BenchPlan, paths, model_only: bool = True) -> dict:

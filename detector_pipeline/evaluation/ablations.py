@@ -30,6 +30,12 @@ CLAIMS = (
      "recipe_as_written"),
 )
 SCORES = "test_scores"  # per run, in the in-distribution test's row order
+NOT_APPLICABLE = {"recipe_as_written": "the profile makes no training changes beyond the recipe"}
+
+
+def applicable(variant: str, training: tuple) -> bool:
+    """The recipe-as-written arm only where the profile changes the training (else it is the first arm)."""
+    return not VARIANTS[variant].get("recipe_only") or bool(training)
 
 
 def summarize(results: dict[str, list[dict]], probe_scores: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict:
@@ -38,6 +44,11 @@ def summarize(results: dict[str, list[dict]], probe_scores: np.ndarray, y: np.nd
     by_seed = {v: {r["seed"]: np.asarray(r[SCORES], dtype=float) for r in rows} for v, rows in results.items()}
     claims = []
     for claim, a, b in CLAIMS:
+        if b != "probe" and not by_seed.get(b):  # an arm the profile has no use for (see applicable)
+            claims.append({"claim": claim, "a": a, "b": b, "seeds": [], "difference": None, "ci95": None,
+                           "verdict": "not applicable", "n_seeds": 0, "minimum_detectable_difference": None,
+                           "words": f"{claim}: not applicable: {NOT_APPLICABLE[b]}."})
+            continue
         seeds = sorted(set(by_seed[a]) & (set(by_seed[a]) if b == "probe" else set(by_seed[b])))
         scores_a = np.stack([by_seed[a][s] for s in seeds]) if seeds else np.empty((0, len(y)))
         scores_b = np.asarray(probe_scores, dtype=float) if b == "probe" else np.stack([by_seed[b][s] for s in seeds])

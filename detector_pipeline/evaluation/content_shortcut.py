@@ -2,8 +2,9 @@
 
 Each image is reduced to 32 x 32 px and enlarged again: the subject survives, every generator trace
 (upsampling patterns, noise, JPEG history at full resolution) is gone. Frozen ImageNet features of that
-image feed the same standardized, class-balanced logistic regression as the probe, trained on the
-train split and scored on the in-distribution test. A ROC-AUC well above 0.5 means the classes differ
+image feed the same standardized, class-balanced logistic regression as the probe, its C chosen the
+same way (grouped cross-validation on train), trained on the train split and scored on the
+in-distribution test. A ROC-AUC well above 0.5 means the classes differ
 in content, and part of any detector's score may be subject detection rather than forensics.
 """
 
@@ -16,6 +17,7 @@ from PIL import Image
 from torchvision.transforms import v2 as T
 
 from detector_pipeline.data.datasets import ImageFiles, make_loader
+from detector_pipeline.data.splits import group_column
 from detector_pipeline.evaluation.metrics import roc_auc
 from detector_pipeline.models.backbones import (
     BackboneSpec,
@@ -23,7 +25,7 @@ from detector_pipeline.models.backbones import (
     data_config,
 )
 from detector_pipeline.models.embeddings import read_cache, write_embeddings
-from detector_pipeline.models.probe import fit_probe
+from detector_pipeline.models.probe import fit_selected
 from detector_pipeline.registry.artifacts import file_lock
 
 REDUCED_SIDE = 32
@@ -84,7 +86,7 @@ def content_scores(spec: BackboneSpec, train: pd.DataFrame, test: pd.DataFrame, 
         return None
     # one pass over the cache (and at most one backbone) for both splits
     features = content_features(spec, pd.concat([train[["file", "sha256"]], test[["file", "sha256"]]]), cache)
-    probe = fit_probe(features[:len(train)], y)
+    probe, _ = fit_selected(features[:len(train)], y, group_column(train).to_numpy())  # as the probe is fitted
     return probe.predict_proba(features[len(train):])[:, 1]
 
 

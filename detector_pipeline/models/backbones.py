@@ -29,7 +29,8 @@ class BackboneSpec:
     feature_blocks: tuple[int, ...] = ()
 
     def __post_init__(self):
-        object.__setattr__(self, "feature_blocks", tuple(int(b) for b in self.feature_blocks))
+        # timm returns the blocks once each, in order: the record says them that way too
+        object.__setattr__(self, "feature_blocks", tuple(sorted({int(b) for b in self.feature_blocks})))
         if self.weights not in WEIGHT_SOURCES:
             raise ValueError(f"weights must be one of {WEIGHT_SOURCES}, got {self.weights!r}")
         if self.engine not in ENGINES:

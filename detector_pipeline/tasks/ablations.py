@@ -27,9 +27,10 @@ def run_ablations(labels: pd.DataFrame, label_stats: dict, embedding_set: Embedd
     probe_scores = probe_scores_for(probe_model, embedding_set, test["sha256"], data_dir)  # fails fast
     version = labels_version(labels)
     done = ablations.finished_runs(data_dir, version)
-    results = {variant: [] for variant in ablations.VARIANTS}
+    variants = {v: o for v, o in ablations.VARIANTS.items() if ablations.applicable(v, profile.training)}
+    results = {variant: [] for variant in variants}
     for seed in seeds or ablations.SEEDS:
-        for variant, options in ablations.VARIANTS.items():
+        for variant, options in variants.items():
             pos_weight = label_stats["pos_weight"] if options["use_pos_weight"] else None
             arm = dict(native_crops=options["native_crops"], recipe_only=options.get("recipe_only", False))
             key = training_key(labels, profile.with_overrides(seed=seed), pos_weight, **arm)

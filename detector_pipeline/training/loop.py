@@ -82,8 +82,9 @@ def train_detector(
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     sampler = DistributedSampler(dataset, shuffle=True, seed=settings.seed) if distributed else None
     lead = not distributed or torch.distributed.get_rank() == 0
-    loader = make_loader(dataset, settings.batch_size, settings.num_workers, device, shuffle=True,
-                         seed=settings.seed, sampler=sampler)
+    # A step sees `batch_size` crops whatever their number per image: more crops, more optimiser steps.
+    loader = make_loader(dataset, max(1, settings.batch_size // settings.crops_per_image), settings.num_workers,
+                         device, shuffle=True, seed=settings.seed, sampler=sampler)
     normalize = preprocessing.normalizer(device)
     trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if distributed else model

@@ -36,7 +36,7 @@ class TrainSettings:
     # changes that measured better (README: Evaluation).
     schedule: str = "constant"  # or "cosine": linear warm-up over `warmup_epochs`, then cosine decay
     warmup_epochs: float = 0.0
-    crops_per_image: int = 1  # random native crops of one decoded image per epoch
+    crops_per_image: int = 1  # random native crops of one decoded image per epoch (a batch: batch_size crops)
     head_lr_scale: float = 1.0  # the new classifier's learning rate, as a multiple of `lr`
     ema_decay: float | None = None  # an exponential moving average of the weights is validated and kept
     augment: bool = False  # JPEG recompression and a little blur, as feeds process images; never a resize
@@ -49,6 +49,10 @@ class TrainSettings:
             raise ValueError(f"keep must be one of {KEEP}, got {self.keep!r}")
         if self.crops_per_image < 1:
             raise ValueError(f"crops_per_image must be at least 1, got {self.crops_per_image}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay must lie between 0 and 1, got {self.ema_decay}")
+        if self.warmup_epochs < 0 or self.head_lr_scale <= 0:
+            raise ValueError("warmup_epochs must be at least 0 and head_lr_scale above 0")
 
     @classmethod
     def from_profile(cls, profile: Profile, pos_weight: float | None, native_crops: bool = True,
@@ -56,6 +60,10 @@ class TrainSettings:
         """The one place a profile (already merged with the run's overrides) becomes training settings.
         `recipe_only`: the article's recipe as written, without the profile's training changes (the
         ablation that measures them)."""
+        unknown = {name for name, _ in profile.training} - set(RECIPE_CHOICES)
+        if unknown:
+            raise ValueError(f"profile {profile.name!r} sets {sorted(unknown)} in `training`: only {RECIPE_CHOICES} "
+                             "belong there")
         return cls(epochs=profile.epochs, batch_size=profile.train_batch_size, lr=profile.lr,
                    weight_decay=profile.weight_decay, pos_weight=pos_weight, crop_size=profile.crop_size,
                    num_workers=profile.num_workers, seed=profile.seed, amp=profile.amp,

@@ -47,7 +47,7 @@ def merge_embedding_chunks(settings: PipelineSettings, training_labels: pd.DataF
     })
 
 
-@dg.graph_asset(group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="4")
+@dg.graph_asset(group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="5")
 def embeddings(training_labels):
     """Frozen-backbone embeddings per image, cached by content hash and backbone: only new images
     are embedded, in parallel chunks (steps of the multiprocess executor here, pods under
