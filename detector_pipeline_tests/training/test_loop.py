@@ -14,7 +14,8 @@ from detector_pipeline.training.settings import TrainSettings
 from detector_pipeline_tests.conftest import write_tiny_dataset
 
 
-@given(total=st.integers(2, 500), warmup_share=st.floats(0, 0.5))
+# no subnormals: an earlier test in the process may have turned on flush-to-zero (config.device.to_device)
+@given(total=st.integers(2, 500), warmup_share=st.floats(0, 0.5, allow_subnormal=False))
 def test_cosine_schedule_warms_up_then_decays_to_a_hundredth(total, warmup_share):
     warmup = int(warmup_share * total)
     factors = [learning_rate_factor(step, total, warmup, "cosine") for step in range(total)]
