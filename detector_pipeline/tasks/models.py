@@ -55,7 +55,11 @@ def training_key(labels: pd.DataFrame, profile: Profile, pos_weight: float | Non
     """What a training is: its labels, backbone, settings and loop; names its checkpoints, and tells an
     ablation whether an earlier run of an arm trained what this one would."""
     settings = TrainSettings.from_profile(profile, pos_weight, native_crops, processes, recipe_only)
-    return hashlib.sha256(f"{labels_version(labels)}|{profile.detector.record()}|{settings_dict(settings)}|"
+    return _training_key(labels, profile.detector, settings)
+
+
+def _training_key(labels: pd.DataFrame, spec: BackboneSpec, settings: TrainSettings) -> str:
+    return hashlib.sha256(f"{labels_version(labels)}|{spec.record()}|{settings_dict(settings)}|"
                           f"{TRAINING_CODE_VERSION}".encode()).hexdigest()[:16]
 
 
@@ -70,8 +74,7 @@ def train_detector(labels: pd.DataFrame, data_dir: Path, profile: Profile, pos_w
     settings = TrainSettings.from_profile(profile, pos_weight, native_crops, processes, recipe_only)
     train, val = rows_in(labels, "train"), rows_in(labels, "val")
     spec = profile.detector
-    checkpoint_dir = data_dir / "checkpoints" / training_key(labels, profile, pos_weight, native_crops, processes,
-                                                             recipe_only)
+    checkpoint_dir = data_dir / "checkpoints" / _training_key(labels, spec, settings)
     copies = data_dir / RESTART_COPIES  # large JPEGs' restart-marker copies, for region decoding
     if settings.processes > 1:
         result = _train_distributed(spec, settings, train, val, checkpoint_dir, copies, run_command or _run_checked)
