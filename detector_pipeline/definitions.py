@@ -8,10 +8,9 @@ DETECTOR_EXECUTOR chooses how a run's steps execute, per deployment:
 - `k8s` (set in deploy/Dockerfile): each step its own Kubernetes pod.
 """
 
-import os
-
 import dagster as dg
 
+from detector_pipeline.config.environment import EXECUTORS, Environment, read_environment
 from detector_pipeline.defs.assets import ASSETS, CHECKS
 from detector_pipeline.defs.jobs import (
     ablations_job,
@@ -25,12 +24,8 @@ from detector_pipeline.defs.resources import PipelineSettings
 from detector_pipeline.defs.schedules import nightly_retrain
 from detector_pipeline.defs.sensors import new_label_batches
 
-SMALL_MACHINE_CORES = 8
 
-
-def executor() -> dg.ExecutorDefinition:
-    default = "in_process" if (os.cpu_count() or 1) < SMALL_MACHINE_CORES else "multiprocess"
-    choice = os.environ.get("DETECTOR_EXECUTOR") or default
+def executor(choice: str) -> dg.ExecutorDefinition:
     if choice == "in_process":
         return dg.in_process_executor
     if choice == "k8s":
@@ -39,15 +34,20 @@ def executor() -> dg.ExecutorDefinition:
         return k8s_job_executor
     if choice == "multiprocess":
         return dg.multiprocess_executor
-    raise ValueError(f"DETECTOR_EXECUTOR must be in_process, multiprocess or k8s, not {choice!r}")
+    raise ValueError(f"DETECTOR_EXECUTOR must be one of {', '.join(EXECUTORS)}, not {choice!r}")
 
 
-defs = dg.Definitions(
-    assets=ASSETS,
-    asset_checks=CHECKS,
-    jobs=[validate_batch_job, retrain_on_batch_job, retrain_job, score_feed_job, ablations_job, report_job],
-    sensors=[new_label_batches],
-    schedules=[nightly_retrain],
-    resources={"settings": PipelineSettings.from_env()},
-    executor=executor(),
-)
+def build_defs(environment: Environment) -> dg.Definitions:
+    """The code location for one resolved environment; the CLI's `run --profile` builds its own."""
+    return dg.Definitions(
+        assets=ASSETS,
+        asset_checks=CHECKS,
+        jobs=[validate_batch_job, retrain_on_batch_job, retrain_job, score_feed_job, ablations_job, report_job],
+        sensors=[new_label_batches],
+        schedules=[nightly_retrain(environment.retrain_cron)],
+        resources={"settings": PipelineSettings.of(environment)},
+        executor=executor(environment.executor),
+    )
+
+
+defs = build_defs(read_environment())

@@ -33,10 +33,11 @@ CROP = 224
 def photo_files(scratch: Path) -> list[Path]:
     """The demo's source photographs (registry packages, fetched into `scratch` once)."""
     from detector_pipeline.demo_data.fetch import fetch_debian_packages
-    from detector_pipeline.demo_data.sources import PHOTOS
+    from detector_pipeline.demo_data.photo_sources import photo_rows
 
     root = fetch_debian_packages(scratch)
-    return [root / p.path.lstrip("/") for p in PHOTOS if (root / p.path.lstrip("/")).is_file()]
+    files = [root / row["path"].lstrip("/") for row in photo_rows() if row["source"] == "deb"]
+    return [f for f in files if f.is_file()]
 
 
 def as_jpeg(photo: Path, size: tuple[int, int], quality: int = 90) -> bytes:

@@ -1,11 +1,11 @@
 """The plain commands: no Dagster is imported, so they start fast and run where it is not installed."""
 
 import json
-import os
 import sys
 from pathlib import Path
 
 from detector_pipeline.cli.paths import data_dir
+from detector_pipeline.config.environment import read_environment
 from detector_pipeline.errors import ArtifactError, BadInput
 from detector_pipeline.locations import PROJECT_ROOT
 
@@ -123,8 +123,8 @@ def _parity_images(n: int) -> list[Path]:
 def _labels_and_root() -> tuple[Path, Path]:
     """The labels table and the folder its image paths are relative to, as the pipeline's settings
     read them (DETECTOR_LABELS, DETECTOR_IMAGES_ROOT; default the demo set)."""
-    labels = Path(os.environ.get("DETECTOR_LABELS", PROJECT_ROOT / "data/demo/labels.parquet"))
-    return labels, Path(os.environ.get("DETECTOR_IMAGES_ROOT", labels.parent))
+    environment = read_environment()
+    return environment.labels_path, environment.images_root
 
 
 def _promoted_threshold(data: Path, version: str) -> float | None:
@@ -187,8 +187,7 @@ def bench(args) -> int:
     from detector_pipeline.bench import BenchPlan, run_bench, sample_images
     from detector_pipeline.config.profiles import get_profile
 
-    weights = Path(os.environ.get("DETECTOR_WEIGHTS_DIR", PROJECT_ROOT / "data/weights"))
-    profile = get_profile(args.profile, weights).with_overrides(num_workers=args.num_workers, amp=args.amp)
+    profile = get_profile(args.profile, read_environment().weights_dir).with_overrides(num_workers=args.num_workers, amp=args.amp)
     labels, root = _labels_and_root()
     paths = tuple(sample_images(labels, root, args.images))
     log = (lambda _: None) if args.json else (lambda line: print(line, file=sys.stderr))

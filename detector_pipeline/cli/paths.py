@@ -1,10 +1,9 @@
-"""Where the CLI finds the data folder."""
+"""Where the CLI finds the data folder: the environment's, as the Dagster definitions see it."""
 
-import os
 from pathlib import Path
 
-from detector_pipeline.locations import PROJECT_ROOT
+from detector_pipeline.config.environment import read_environment
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("DETECTOR_DATA_DIR", PROJECT_ROOT / "data"))
+    return read_environment().data_dir

@@ -3,12 +3,12 @@ They import Dagster when called; the plain commands (commands.py) never do."""
 
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
 from detector_pipeline.cli.paths import data_dir
+from detector_pipeline.config.environment import read_environment
 from detector_pipeline.errors import ArtifactError, BadInput, PromotionRefused
 
 
@@ -16,8 +16,8 @@ def dagster_instance():
     """The instance in DAGSTER_HOME (what `make ui` shows), or a throwaway one when it is unset."""
     import dagster as dg
 
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
+    home = read_environment().dagster_home
+    if home is None:
         return dg.DagsterInstance.ephemeral()
     if not Path(home).is_dir():
         raise BadInput(f"DAGSTER_HOME {home} is not a folder: create it (mkdir -p {home}), or unset DAGSTER_HOME")
@@ -78,11 +78,10 @@ def init(args) -> int:
 def run(args) -> int:
     """Validate the base labels (partition `base` of teacher_labels) and retrain everything downstream,
     in-process, against the Dagster instance in DAGSTER_HOME: `make ui` then shows the run."""
-    if args.profile:
-        os.environ["DETECTOR_PROFILE"] = args.profile
-
     from detector_pipeline.data.batches import BASE_BATCH
-    from detector_pipeline.definitions import defs
+    from detector_pipeline.definitions import build_defs
+
+    defs = build_defs(read_environment().with_profile(args.profile))
 
     instance = dagster_instance()
     register_base(instance)
@@ -184,7 +183,7 @@ def check_against_promoted(data: Path, candidate) -> dict:
         raise ArtifactError(f"the stored training_labels can't be read ({exc}): {missing}") from None
     finally:
         quiet.level = level
-    verdict = compare_with_promoted(labels, candidate, PipelineSettings.from_env().resolved_profile(), data)
+    verdict = compare_with_promoted(labels, candidate, PipelineSettings.of(read_environment()).resolved_profile(), data)
     if not verdict["passed"]:
         raise PromotionRefused(f"detector {candidate.version} refused: {verdict['why']} "
                                f"(difference {verdict['difference']:+.3f}); promote with --force REASON to override")

@@ -18,7 +18,6 @@ class DetectorConfig(dg.Config):
     epochs: int | None = None
     batch_size: int | None = None
     max_steps_per_epoch: int | None = None
-    seed: int | None = None
     use_pos_weight: bool = True
     native_crops: bool = True
     processes: int = 1  # >1: DistributedDataParallel over this many processes (GPUs) under torchrun, via Pipes
@@ -26,11 +25,12 @@ class DetectorConfig(dg.Config):
     def applied_to(self, profile: Profile) -> Profile:
         """The profile with this run's overrides: the one place where the two are merged."""
         return profile.with_overrides(epochs=self.epochs, train_batch_size=self.batch_size,
-                                      max_steps_per_epoch=self.max_steps_per_epoch, seed=self.seed)
+                                      max_steps_per_epoch=self.max_steps_per_epoch)
 
 
 class SplitConfig(dg.Config):
-    seed: int = 0
+    """The split's seed is the settings' one seed (PipelineSettings.seed)."""
+
     val_fraction: float = 0.15
     test_fraction: float = 0.15
 

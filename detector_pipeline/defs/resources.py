@@ -1,33 +1,38 @@
 """Where the data is and which profile runs, as a Dagster resource."""
 
-import os
 import subprocess
 from pathlib import Path
 
 import dagster as dg
 
+from detector_pipeline.config.environment import Environment, read_environment
 from detector_pipeline.config.profiles import Profile, get_profile
 from detector_pipeline.data.batches import BatchLocation, batch_location
 from detector_pipeline.locations import PROJECT_ROOT
 
 
+_DEFAULTS = read_environment({})  # the values with no variable set: one set of defaults
+
+
 class PipelineSettings(dg.ConfigurableResource):
     """profile: `demo` (2 CPU cores, offline weights), `full` (the article's recipe, GPU) or `tiny`."""
 
-    profile: str = "demo"
-    labels_path: str = str(PROJECT_ROOT / "data/demo/labels.parquet")
-    images_root: str = str(PROJECT_ROOT / "data/demo")
-    data_dir: str = str(PROJECT_ROOT / "data")
-    weights_dir: str = str(PROJECT_ROOT / "data/weights")
-    device: str = "auto"
-    incoming_dir: str = str(PROJECT_ROOT / "data/incoming")
-    feed_dir: str = str(PROJECT_ROOT / "data/feed")
+    profile: str = _DEFAULTS.profile
+    labels_path: str = str(_DEFAULTS.labels_path)
+    images_root: str = str(_DEFAULTS.images_root)
+    data_dir: str = str(_DEFAULTS.data_dir)
+    weights_dir: str = str(_DEFAULTS.weights_dir)
+    device: str = _DEFAULTS.device
+    incoming_dir: str = str(_DEFAULTS.incoming_dir)
+    feed_dir: str = str(_DEFAULTS.feed_dir)
+    # The one seed: the split, the probe's folds, training and the model card all take this value.
+    seed: int = 0
     target_precision: float = 0.95
     # Hugging Face image-classification models to compare against, as "model_id:positive_label", comma-separated.
     offtheshelf_models: str = "Organika/sdxl-detector:artificial"
 
     def resolved_profile(self) -> Profile:
-        return get_profile(self.profile, Path(self.weights_dir)).with_overrides(device=self.device)
+        return get_profile(self.profile, Path(self.weights_dir)).with_overrides(device=self.device, seed=self.seed)
 
     @property
     def data(self) -> Path:
@@ -38,15 +43,12 @@ class PipelineSettings(dg.ConfigurableResource):
         return batch_location(batch, base, Path(self.incoming_dir))
 
     @classmethod
-    def from_env(cls) -> "PipelineSettings":
-        """DETECTOR_PROFILE, DETECTOR_LABELS, DETECTOR_IMAGES_ROOT, DETECTOR_DATA_DIR, DETECTOR_WEIGHTS_DIR,
-        DETECTOR_DEVICE, DETECTOR_INCOMING_DIR, DETECTOR_FEED_DIR override the defaults."""
-        env = {
-            "profile": "DETECTOR_PROFILE", "labels_path": "DETECTOR_LABELS", "images_root": "DETECTOR_IMAGES_ROOT",
-            "data_dir": "DETECTOR_DATA_DIR", "weights_dir": "DETECTOR_WEIGHTS_DIR", "device": "DETECTOR_DEVICE",
-            "incoming_dir": "DETECTOR_INCOMING_DIR", "feed_dir": "DETECTOR_FEED_DIR",
-        }
-        return cls(**{field: os.environ[var] for field, var in env.items() if os.environ.get(var)})
+    def of(cls, environment: Environment) -> "PipelineSettings":
+        """The resource as the environment sets it (config/environment.py: the variables and defaults)."""
+        return cls(profile=environment.profile, labels_path=str(environment.labels_path),
+                   images_root=str(environment.images_root), data_dir=str(environment.data_dir),
+                   weights_dir=str(environment.weights_dir), device=environment.device,
+                   incoming_dir=str(environment.incoming_dir), feed_dir=str(environment.feed_dir))
 
 
 def git_commit() -> str | None:

@@ -1,8 +1,6 @@
 """Nightly retrain (02:00 UTC by default, DETECTOR_RETRAIN_CRON to change it): only when something
 upstream changed since the last model; otherwise the tick records that nothing changed."""
 
-import os
-
 import dagster as dg
 
 from detector_pipeline.defs.assets import TRAINING_ASSETS, detector, teacher_labels
@@ -40,9 +38,18 @@ def current_code_versions() -> dict[str, str]:
     return {asset.key.to_user_string(): asset.code_versions_by_key[asset.key] for asset in TRAINING_ASSETS}
 
 
-@dg.schedule(job=retrain_job, cron_schedule=os.environ.get("DETECTOR_RETRAIN_CRON", "0 2 * * *"),
-             execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
-def nightly_retrain(context: dg.ScheduleEvaluationContext):
+def nightly_retrain(cron_schedule: str) -> dg.ScheduleDefinition:
+    """The schedule at the environment's cron (DETECTOR_RETRAIN_CRON, config/environment.py)."""
+
+    @dg.schedule(name="nightly_retrain", job=retrain_job, cron_schedule=cron_schedule, execution_timezone="UTC",
+                 default_status=dg.DefaultScheduleStatus.RUNNING)
+    def _nightly_retrain(context: dg.ScheduleEvaluationContext):
+        return retrain_tick(context)
+
+    return _nightly_retrain
+
+
+def retrain_tick(context: dg.ScheduleEvaluationContext) -> dg.SkipReason | dg.RunRequest:
     trained_batches, trained_code = trained_state(context.instance)
     decision = retrain_decision(current_batch_versions(context.instance), trained_batches,
                                 current_code_versions(), trained_code)

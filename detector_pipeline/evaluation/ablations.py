@@ -2,7 +2,7 @@
 in-distribution test images over several seeds: (a) pos_weight vs plain BCE, (b) native crops vs
 resizing the whole image, (c) fine-tuned detector vs the frozen probe (its C chosen by grouped
 cross-validation, as the pipeline fits it), (d) the profile's training changes vs the article's recipe
-as written. The interval counts seed and test-sampling noise (evaluation.paired)."""
+as written. The interval counts seed and test-sampling noise (evaluation.noise)."""
 
 import json
 from pathlib import Path
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from detector_pipeline.evaluation.metrics import roc_auc
-from detector_pipeline.evaluation.paired import paired_auc_difference
+from detector_pipeline.evaluation.noise import paired_auc_difference
 from detector_pipeline.registry.artifacts import write_json_atomic
 
 SEEDS = (0, 1, 2, 3, 4)

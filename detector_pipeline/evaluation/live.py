@@ -1,20 +1,18 @@
 """Prequential evaluation: the promoted model scored on a label batch before any model trains on it,
 the one honest measurement of how it does on production data as generators change.
 
-A batch's ROC-AUC is "below the model's own test ROC-AUC beyond noise" when the difference's 95 %
-interval lies below zero. The two samples are independent (other images), so the difference's
-standard error is the root of the sum of the two squared standard errors, each read off its 95 %
-bootstrap interval over source groups (width / 3.92, the normal approximation).
+A batch's ROC-AUC is "below the model's own test ROC-AUC beyond noise" by the project's one rule
+(evaluation/noise.py): the two samples are other images, so the independent design.
 """
 
 import numpy as np
 import pandas as pd
 
+from detector_pipeline.evaluation import noise
 from detector_pipeline.evaluation import statistics as stats
 from detector_pipeline.evaluation.report import at_threshold
 from detector_pipeline.evaluation.test_sets import known_ai, known_real
 
-Z95 = 1.959964
 MIN_SLICE_CLASS = 10  # images of each class (AI, real) a slice needs before it can be named as worse
 
 
@@ -72,30 +70,12 @@ def batch_figures(batch: pd.DataFrame, scores: np.ndarray, threshold: float, gro
     return figures
 
 
-def standard_error(ci95: list[float] | None) -> float | None:
-    """From a 95 % interval; None where there is none or it has no width (one source group, say):
-    no noise estimate, so no verdict."""
-    if not ci95 or ci95[1] - ci95[0] <= 0:
-        return None
-    return (ci95[1] - ci95[0]) / (2 * Z95)
-
-
 def compare_with_test(value: float | None, ci95: list[float] | None, test_value: float | None,
                       test_ci95: list[float] | None) -> dict:
-    """The batch's figure minus the test's, with the interval of the difference; `judged` False (and
-    why) where either figure or its noise is unknown."""
-    missing = ("the batch's ROC-AUC is undefined (one class only)" if value is None else
-               "the model has no test ROC-AUC (no evaluation report)" if test_value is None else
-               "the batch's ROC-AUC has no interval (too few source groups)" if standard_error(ci95) is None else
-               "the model's test ROC-AUC has no interval" if standard_error(test_ci95) is None else None)
-    if missing:
-        return {"difference": None, "difference_95ci": None, "worse_beyond_noise": False, "judged": False,
-                "not_judged_because": missing}
-    difference = value - test_value
-    se = float(np.hypot(standard_error(ci95), standard_error(test_ci95)))
-    low, high = difference - Z95 * se, difference + Z95 * se
-    return {"difference": difference, "difference_95ci": [low, high], "worse_beyond_noise": bool(high < 0),
-            "judged": True}
+    """The batch's figure minus the test's, by the project's one rule (evaluation/noise.py, the
+    independent design): worse beyond noise where the difference's interval lies below zero."""
+    outcome = noise.independent_auc_difference(value, ci95, test_value, test_ci95)
+    return {**outcome, "worse_beyond_noise": outcome["verdict"] == "refuted"}
 
 
 def _judgeable(row: dict) -> bool:
@@ -103,7 +83,7 @@ def _judgeable(row: dict) -> bool:
     (or an interval of zero width) any ranking is an accident of that image."""
     negatives = row["n"] - row["positives"]
     return (row["roc_auc"] is not None and min(row["positives"], negatives) >= MIN_SLICE_CLASS
-            and standard_error(row["roc_auc_ci95"]) is not None)
+            and noise.standard_error(row["roc_auc_ci95"]) is not None)
 
 
 def worse_slices(figures: dict, test: dict, test_families: dict[str, dict]) -> list[dict]:

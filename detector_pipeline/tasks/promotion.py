@@ -9,7 +9,8 @@ import pandas as pd
 from detector_pipeline.config.profiles import Profile
 from detector_pipeline.data.splits import group_column, image_files, rows_in
 from detector_pipeline.errors import ArtifactError
-from detector_pipeline.evaluation.metrics import grouped_bootstrap, interval, roc_auc
+from detector_pipeline.evaluation.metrics import roc_auc
+from detector_pipeline.evaluation.noise import paired_auc_difference
 from detector_pipeline.evaluation.score_cache import cached_scores
 from detector_pipeline.models.embeddings import EmbeddingSet
 from detector_pipeline.registry.pointer import model_folder, read_promoted
@@ -26,22 +27,15 @@ def validation_scores(labels: pd.DataFrame, folder: Path, profile: Profile, data
                          image_files(val), lambda files: scorer(files, None))
 
 
-def compare_on_validation(labels: pd.DataFrame, candidate: np.ndarray, incumbent: np.ndarray,
-                          n_resamples: int = 300) -> dict:
-    """Two sets of scores for the validation split: the candidate fails only if its ROC-AUC is lower and
-    the 95 % interval of the difference (source groups resampled, the split's noise) lies below zero."""
+def compare_on_validation(labels: pd.DataFrame, candidate: np.ndarray, incumbent: np.ndarray) -> dict:
+    """Two sets of scores for the validation split: the candidate fails only if it is worse beyond the
+    split's noise, by the project's one rule (evaluation/noise.py, paired: the same images)."""
     val = rows_in(labels, "val")
     y = val["label"].to_numpy()
-
-    def difference(index):
-        a, b = roc_auc(y[index], candidate[index]), roc_auc(y[index], incumbent[index])
-        return None if a is None or b is None else a - b
-
-    ci = interval(grouped_bootstrap(difference, group_column(val).to_numpy(), n_resamples))
-    point = difference(np.arange(len(y)))
-    worse = point is not None and point < 0 and ci is not None and ci[1] < 0
+    paired = paired_auc_difference(y, candidate, incumbent, group_column(val).to_numpy())
     return {"candidate_val_roc_auc": roc_auc(y, candidate), "incumbent_val_roc_auc": roc_auc(y, incumbent),
-            "difference": point, "difference_95ci": ci, "passed": not worse}
+            "difference": paired["difference"], "difference_95ci": paired["ci95"],
+            "passed": paired["verdict"] != "refuted"}
 
 
 def compare_with_probe(labels: pd.DataFrame, detector: ModelRecord, probe_model: ModelRecord,

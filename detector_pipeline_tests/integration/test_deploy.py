@@ -41,12 +41,12 @@ def test_definitions_load_with_the_k8s_executor(monkeypatch):
 @pytest.mark.parametrize("cores, expected", [(2, dg.in_process_executor), (16, dg.multiprocess_executor)])
 def test_the_default_executor_follows_the_machine(monkeypatch, cores, expected):
     from detector_pipeline import definitions
+    from detector_pipeline.config import environment
 
-    monkeypatch.delenv("DETECTOR_EXECUTOR", raising=False)
-    monkeypatch.setattr(definitions.os, "cpu_count", lambda: cores)
-    assert definitions.executor() is expected
-    monkeypatch.setenv("DETECTOR_EXECUTOR", "multiprocess")
-    assert definitions.executor() is dg.multiprocess_executor
+    monkeypatch.setattr(environment.os, "cpu_count", lambda: cores)
+    assert definitions.executor(environment.read_environment({}).executor) is expected
+    chosen = environment.read_environment({"DETECTOR_EXECUTOR": "multiprocess"}).executor
+    assert definitions.executor(chosen) is dg.multiprocess_executor
 
 
 def test_gpu_steps_ask_for_a_gpu_in_valid_k8s_config():

@@ -13,6 +13,7 @@ from detector_pipeline.cli import main
 from detector_pipeline.cli.runs import run_outcome as _run_outcome
 from detector_pipeline.data.batches import READY_MARKER
 from detector_pipeline.defs.assets import ASSETS, CHECKS
+from detector_pipeline.config.environment import read_environment
 from detector_pipeline.defs.schedules import nightly_retrain
 from detector_pipeline.registry import pointer as registry
 from detector_pipeline.registry.lineage import lineage
@@ -44,7 +45,7 @@ def _retrain(settings, instance, **run_config) -> dg.ExecuteInProcessResult:
 
 
 def _tick(instance, settings):
-    return nightly_retrain(dg.build_schedule_context(instance=instance, resources={"settings": settings}))
+    return nightly_retrain(read_environment().retrain_cron)(dg.build_schedule_context(instance=instance, resources={"settings": settings}))
 
 
 def _trained_on(settings, tmp_path):
@@ -105,7 +106,7 @@ def test_a_worse_candidate_is_not_promoted(trained, monkeypatch):
                            instance=instance).output_for_node("training_labels")
     positives = set(table.loc[table["label"] == 1, "file"])
     monkeypatch.setattr(promotion_tasks, "validation_scores", scores)
-    result = _retrain(settings, instance, seed=12345)
+    result = _retrain(settings, instance, epochs=2)  # other settings: a new version
     monkeypatch.setattr(promotion_tasks, "validation_scores", real_scores)
 
     assert not result.success
@@ -178,7 +179,7 @@ def test_a_missing_promoted_model_counts_as_none_and_the_new_one_is_promoted(tra
     data = Path(settings.data_dir)
     missing = registry.read_promoted(data)
     shutil.rmtree(data / missing["folder"])
-    result = _retrain(settings, instance, seed=99)
+    result = _retrain(settings, instance, epochs=2)  # other settings: a new version
     assert result.success
     gate = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
             for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}["detector_not_worse_than_promoted"]
@@ -197,7 +198,7 @@ def test_a_check_that_errors_is_an_error_not_a_refusal(trained, monkeypatch):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(promotion_tasks, "compare_with_promoted", broken)
-    result = _retrain(settings, instance, seed=5)
+    result = _retrain(settings, instance, epochs=2)  # other settings: a new version
     refusals, errors = _run_outcome(result)
     assert not result.success and not refusals
     assert errors == ["step detector_detector_not_worse_than_promoted errored: RuntimeError: disk on fire"]
@@ -239,7 +240,7 @@ def test_a_batch_with_only_the_required_columns_retrains_and_promotes(demo_shape
     instance.add_dynamic_partitions("label_batches", ["minimal"])
     assert dg.materialize([*ASSETS, *CHECKS], selection=["teacher_labels"], partition_key="minimal",
                           resources={"settings": settings}, instance=instance).success
-    result = _retrain(settings, instance, seed=3)
+    result = _retrain(settings, instance, epochs=2)  # other settings: a new version
     assert result.success, _run_outcome(result)
     table = result.output_for_node("training_labels")
     minimal = table["batch"] == "minimal"

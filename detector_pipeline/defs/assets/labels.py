@@ -27,7 +27,7 @@ def teacher_labels(context: dg.AssetExecutionContext, config: SplitConfig, setti
     """One label batch, validated: bad rows quarantined with a reason, a group-wise split."""
     batch = context.partition_key
     location = settings.batch_location(batch)
-    validated = labels.prepare_labels(location.labels_path, location.images_root, config.seed,
+    validated = labels.prepare_labels(location.labels_path, location.images_root, settings.seed,
                                       config.val_fraction, config.test_fraction)
     table, quarantined = validated.accepted, validated.quarantined
     version = labels.labels_version(table)

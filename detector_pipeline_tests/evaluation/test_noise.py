@@ -1,9 +1,10 @@
-"""The paired comparison of two models on cases with known answers."""
+"""The one "beyond noise" rule, paired and independent, on cases with known answers."""
 
 import numpy as np
 
 from detector_pipeline.evaluation import ablations
-from detector_pipeline.evaluation.paired import paired_auc_difference
+from detector_pipeline.evaluation import noise
+from detector_pipeline.evaluation.noise import paired_auc_difference
 
 
 def _data(n: int, positives: float, group_size: int, seed: int = 0):
@@ -83,3 +84,33 @@ def test_the_study_summary_holds_each_claims_difference_interval_and_minimum_det
         assert claim["n_seeds"] == 3 and claim["minimum_detectable_difference"] > 0
         assert "could not be seen" in claim["words"]
     assert all("test_scores" not in r for rows in summary["runs"].values() for r in rows)
+
+
+def test_the_verdict_is_where_the_interval_lies():
+    assert noise.verdict([0.01, 0.2]) == "confirmed"
+    assert noise.verdict([-0.2, -0.01]) == "refuted"
+    assert noise.verdict([-0.1, 0.1]) == "inconclusive" and noise.verdict(None) == "inconclusive"
+
+
+def test_the_independent_design_adds_the_two_standard_errors_in_quadrature():
+    # 0.70 +- 0.05 against 0.85 +- 0.03: se = hypot(0.05, 0.03) / 1.96
+    outcome = noise.independent_auc_difference(0.70, [0.65, 0.75], 0.85, [0.82, 0.88])
+    se = np.hypot(0.05, 0.03) / noise.Z95
+    assert outcome["verdict"] == "refuted" and outcome["judged"]
+    assert np.allclose(outcome["difference_95ci"], [-0.15 - noise.Z95 * se, -0.15 + noise.Z95 * se])
+
+
+def test_the_gate_refuses_exactly_where_the_shared_paired_rule_says_worse():
+    import pandas as pd
+
+    from detector_pipeline.tasks.promotion import compare_on_validation
+
+    rng, y, groups = _data(1200, 0.15, 4, seed=9)
+    labels = pd.DataFrame({"label": y, "split": "val", "source_group": [f"g{g}" for g in groups],
+                           "sha256": [f"{i:064x}" for i in range(len(y))]})
+    worse, better = _model(rng, y, 1.5, 1)[0], _model(rng, y, 0.5, 1)[0]
+    gate = compare_on_validation(labels, worse, better)
+    shared = paired_auc_difference(y, worse, better, labels["source_group"].to_numpy())
+    assert not gate["passed"] and shared["verdict"] == "refuted"
+    assert gate["difference_95ci"] == shared["ci95"] and gate["difference"] == shared["difference"]
+    assert compare_on_validation(labels, better, worse)["passed"]
