@@ -117,3 +117,20 @@ def drift_histogram(reference: np.ndarray, feed: np.ndarray, threshold: float) -
     ax.set(xlabel="detector P(AI)", ylabel="density", title="Feed scores against the promoted model's test split")
     ax.legend(fontsize=8)
     return figure_png(fig)
+
+
+def training_history(history: list[dict]) -> bytes:
+    """Per epoch: the training loss (left axis) and the validation ROC-AUC (right axis)."""
+    epochs = [h["epoch"] for h in history]
+    fig, loss_axis = plt.subplots(figsize=(6, 3.2))
+    loss_axis.plot(epochs, [h.get("train_loss") for h in history], "o-", color="#4c72b0", label="train loss")
+    loss_axis.set(xlabel="epoch", ylabel="train loss")
+    loss_axis.set_xticks(epochs)
+    auc_axis = loss_axis.twinx()
+    val = [(e, h["val_roc_auc"]) for e, h in zip(epochs, history) if h.get("val_roc_auc") is not None]
+    if val:
+        auc_axis.plot(*zip(*val), "s--", color="#c44e52", label="validation ROC-AUC")
+    auc_axis.set_ylabel("validation ROC-AUC")
+    lines = loss_axis.get_legend_handles_labels()[0] + auc_axis.get_legend_handles_labels()[0]
+    loss_axis.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="upper right")
+    return figure_png(fig)

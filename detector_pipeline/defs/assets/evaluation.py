@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from detector_pipeline.defs import metadata as md
 from detector_pipeline.defs.partitions import GPU_POOL, GPU_STEP_TAGS, GROUP
 from detector_pipeline.defs.resources import PipelineSettings, git_commit
 from detector_pipeline.evaluation import ablations, plots, report
@@ -48,19 +49,19 @@ def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSetti
     folder = report.write_report(settings.data / "reports", result, figures)
     evaluation.add_test_metrics_to_card(model_folder(settings.data, detector.folder), result)
     return dg.Output(result, metadata={
-        **{f"{model}_{split}_{metric}": _number(result[model][split][metric])
+        **{f"{model}_{split}_{metric}": md.number(result[model][split][metric], "one class only in this split")
            for model in ("probe", "detector") for split in ("test", "test_held_out") if split in result[model]
            for metric in ("roc_auc", "pr_auc")},
         "test_means": "test: the in-distribution test (generator families seen in training); test_held_out: the "
                       "families held out of training against the same test's real images",
-        "real_from_held_out_sources": dg.MetadataValue.json(result["model_card"]["real_from_held_out_sources"]),
-        "detector_train_test_roc_gap": result["detector"]["train_test_roc_gap"],
-        "threshold": result["operating_point"]["threshold"],
+        "real_from_held_out_sources": md.mapping(result["model_card"]["real_from_held_out_sources"]),
+        "detector_train_test_roc_gap": md.number(result["detector"]["train_test_roc_gap"], "a split with one class"),
+        "threshold": md.number(result["operating_point"]["threshold"], "no operating point"),
         "n_test": result["n_test"],
-        "calibration": dg.MetadataValue.json({k: result["calibration"][k] for k in ("method", "before", "after")}),
-        "family_vs_real": dg.MetadataValue.json(result["slices"]["family_vs_real"]),
-        "robustness": dg.MetadataValue.json(result["robustness"]),
-        "shortcut_baselines": dg.MetadataValue.json(result["shortcut_baselines"]),
+        "calibration": md.mapping({k: result["calibration"][k] for k in ("method", "before", "after")}),
+        "family_vs_real": _family_table(result["slices"]["family_vs_real"]),
+        "robustness": md.mapping(result["robustness"]),
+        "shortcut_baselines": md.mapping(result["shortcut_baselines"]),
         "ablations": result["ablations"].get("status", "ran"),
         "report": dg.MetadataValue.path(str(folder / "report.md")),
         "curves": dg.MetadataValue.md(" ".join(plots.markdown_image(png, name) for name, png in figures.items())),
@@ -68,8 +69,10 @@ def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSetti
     })
 
 
-def _number(value: float | None) -> dg.MetadataValue:
-    return dg.MetadataValue.float(value) if value is not None else dg.MetadataValue.text("n/a (one class only)")
+def _family_table(family_vs_real: dict) -> dg.MetadataValue:
+    """One row per model and generator family against the real test images."""
+    return md.table([{"model": model, **row} for model, rows in family_vs_real.items() for row in rows]
+                    if isinstance(family_vs_real, dict) else family_vs_real)
 
 
 @dg.asset(group_name="ablations", kinds={"pytorch"}, code_version="4", pool=GPU_POOL, op_tags=GPU_STEP_TAGS)

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from detector_pipeline.defs import metadata as md
 from detector_pipeline.defs.configs import DetectorConfig
 from detector_pipeline.defs.partitions import GPU_POOL, GPU_STEP_TAGS, GROUP
 from detector_pipeline.defs.resources import PipelineSettings, git_commit
@@ -16,8 +17,8 @@ from detector_pipeline.training.settings import TRAINING_CODE_VERSION
 
 
 def _val_test_metadata(metrics: dict) -> dict:
-    return {f"{split}_{name}": metrics[split][name] for split in ("val", "test") for name in ("roc_auc", "pr_auc")
-            if metrics[split][name] is not None}
+    return {f"{split}_{name}": md.number(metrics[split][name], f"the {split} split holds one class only")
+            for split in ("val", "test") for name in ("roc_auc", "pr_auc")}
 
 
 def _selection_metadata(selection: dict, metrics: dict) -> dict:
@@ -28,9 +29,8 @@ def _selection_metadata(selection: dict, metrics: dict) -> dict:
         "C_chosen_by": selection["by"],
         "C_grid_cv_roc_auc": dg.MetadataValue.md("| C | mean ROC-AUC over folds |\n|---|---|\n" + "\n".join(
             f"| {c:g} | {'n/a' if m is None else f'{m:.3f}'} |" for c, m in zip(selection["grid"], selection["cv_roc_auc"]))),
-        **({"train_roc_auc": metrics["train"]["roc_auc"]} if metrics["train"]["roc_auc"] is not None else {}),
-        **({"train_minus_val_roc_auc": selection["train_minus_val_roc_auc"]}
-           if selection.get("train_minus_val_roc_auc") is not None else {}),
+        "train_roc_auc": md.number(metrics["train"]["roc_auc"], "the train split holds one class only"),
+        "train_minus_val_roc_auc": md.number(selection.get("train_minus_val_roc_auc"), "a split holds one class only"),
     }
 
 
@@ -63,10 +63,11 @@ def detector(context: dg.AssetExecutionContext, config: DetectorConfig, settings
     return dg.Output(result, metadata={
         "version": result.version, "backbone": result.backbone_description,
         "randomly_initialised": result.randomly_initialised,
-        "best_epoch": result.best_epoch, "best_val_roc_auc": result.best_val_roc_auc,
-        "history": dg.MetadataValue.json(result.history),
+        "best_epoch": result.best_epoch,
+        "best_val_roc_auc": md.number(result.best_val_roc_auc, "validation holds one class only"),
+        "history": md.history_plot(result.history),
         "folder": dg.MetadataValue.path(result.folder),
         "model_card": dg.MetadataValue.path(str(Path(result.folder) / "model_card.md")),  # in the data folder
         "parent_version": card["parent_version"] or "none",
-        "label_batches": dg.MetadataValue.json({b["batch"]: b["data_version"] for b in card["batches"]}),
+        "label_batches": md.mapping({b["batch"]: b["data_version"] for b in card["batches"]}, "batch", "data version"),
     })

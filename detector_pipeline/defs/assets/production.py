@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from detector_pipeline.defs.assets.labels import table_metadata
+from detector_pipeline.defs import metadata as md
 from detector_pipeline.defs.partitions import GPU_POOL, GPU_STEP_TAGS, label_batches
 from detector_pipeline.defs.resources import PipelineSettings
 from detector_pipeline.errors import ArtifactError
@@ -38,14 +38,14 @@ def _aging_check(result: dict) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(check_name=AGING_CHECK, passed=not aging["worse_beyond_noise"],
                                severity=dg.AssetCheckSeverity.WARN, metadata={
                                    "why": why, "batch": result["batch"], "model_version": result["model_version"],
-                                   "batch_roc_auc": _float(aging["batch_roc_auc"]),
-                                   "test_roc_auc": _float(aging["test_roc_auc"]),
-                                   "difference_95ci": dg.MetadataValue.json(aging["difference_95ci"]),
+                                   **md.figure("batch_roc_auc", aging["batch_roc_auc"], aging["batch_roc_auc_ci95"],
+                                               aging.get("not_judged_because", "")),
+                                   **md.figure("test_roc_auc", aging["test_roc_auc"], aging["test_roc_auc_ci95"],
+                                               "the model has no evaluation report"),
+                                   "difference": md.number(aging["difference"], aging.get("not_judged_because", "")),
+                                   "difference_95ci": md.interval(aging["difference_95ci"],
+                                                                  aging.get("not_judged_because", "")),
                                    "worse_slices": dg.MetadataValue.md("\n".join(f"- {w}" for w in worse) or "_none_")})
-
-
-def _float(value: float | None) -> dg.MetadataValue:
-    return dg.MetadataValue.float(value) if value is not None else dg.MetadataValue.text("n/a (see why)")
 
 
 @dg.asset(partitions_def=label_batches, group_name=GROUP, kinds={"pytorch", "parquet"}, code_version="1",
@@ -76,16 +76,19 @@ def _evaluation_metadata(result: dict, series: list[dict]) -> dict:
                             "95 % interval": "[{:.3f}, {:.3f}]".format(*r["roc_auc_ci95"]) if r["roc_auc_ci95"] else ""}
                            for r in figures["families"] + figures["sources"]])
     return {**metadata,
-            "roc_auc": _float(figures["teacher"]["roc_auc"]["value"]),
-            "roc_auc_ci95": dg.MetadataValue.json(figures["teacher"]["roc_auc"]["ci95"]),
-            "pr_auc": _float(figures["teacher"]["pr_auc"]["value"]),
-            "ground_truth_roc_auc": _float((figures.get("ground_truth") or {}).get("roc_auc", {}).get("value")),
-            "test_roc_auc": _float(aging["test_roc_auc"]),
-            "worse_beyond_noise": aging["worse_beyond_noise"] if aging["judged"] else "not judged",
-            "ai_share": figures["decisions"]["ai_share"], "threshold": result["threshold"],
+            **md.figure("roc_auc", figures["teacher"]["roc_auc"]["value"], figures["teacher"]["roc_auc"]["ci95"],
+                        "the batch holds one class only (teacher labels)"),
+            "pr_auc": md.number(figures["teacher"]["pr_auc"]["value"], "the batch holds one class only"),
+            "ground_truth_roc_auc": md.number((figures.get("ground_truth") or {}).get("roc_auc", {}).get("value"),
+                                              "the batch has no ground-truth column (is_ai) or one class only"),
+            "test_roc_auc": md.number(aging["test_roc_auc"], "the model has no evaluation report"),
+            "worse_beyond_noise": (aging["worse_beyond_noise"] if aging["judged"]
+                                   else f"not judged: {aging['not_judged_because']}"),
+            "ai_share": md.number(figures["decisions"]["ai_share"], "no images"),
+            "threshold": md.number(result["threshold"], "no threshold"),
             "images": result["n"], "already_trained_on": result["already_trained_on"] if result[
                 "already_trained_on"] is not None else "not recorded for this model",
-            "slices": table_metadata(slices.round(3)) if len(slices) else "_none_",
+            "slices": md.table(slices),
             "series": dg.MetadataValue.md(plots.markdown_image(plots.live_series(series), "ROC-AUC per batch")),
             "scores": dg.MetadataValue.path(result["scores_file"])}
 

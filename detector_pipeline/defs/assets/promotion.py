@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from detector_pipeline.defs import metadata as md
 from detector_pipeline.defs.assets.models import detector
 from detector_pipeline.defs.partitions import GROUP
 from detector_pipeline.defs.resources import PipelineSettings
@@ -16,7 +17,15 @@ from detector_pipeline.tasks.labels import labels_version
 
 
 def _check_result(comparison: dict) -> dg.AssetCheckResult:
+    """The comparison as people read it: each ROC-AUC to three digits, the difference's interval as
+    text beside it, and where a figure is missing, why."""
+    why_missing = comparison.get("why", "")
     metadata = {k: v for k, v in comparison.items() if v is not None and k != "passed"}
+    for key in ("candidate_val_roc_auc", "incumbent_val_roc_auc", "difference"):
+        if key in comparison:
+            metadata[key] = md.number(comparison[key], why_missing)
+    if "difference_95ci" in comparison:
+        metadata["difference_95ci"] = md.interval(comparison["difference_95ci"], why_missing)
     return dg.AssetCheckResult(passed=comparison["passed"], metadata=metadata)
 
 
