@@ -90,6 +90,8 @@ def _add_model_commands(sub) -> None:
                        help="also fit the probe on every labelled image's embeddings, eager fp32 and the profile's engine (minutes)")
     bench.add_argument("--decode", action="store_true",
                        help="also time native crops from large JPEGs (fetches the demo's source photographs with apt-get download)")
+    bench.add_argument("--photos", help="a folder of JPEG photographs for --decode (default: the demo's Debian "
+                                        "photographs, fetched once into data/cache/bench-photos, about 345 MB)")
     bench.add_argument("--out", default="bench.json")
     bench.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
 

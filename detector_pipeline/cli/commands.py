@@ -195,7 +195,10 @@ def bench(args) -> int:
     if args.decode:
         from detector_pipeline.bench.decode import photo_files
 
-        photos = tuple(photo_files(PROJECT_ROOT / "data/cache/bench-photos"))
+        photos = (tuple(sorted(Path(args.photos).glob("*.jp*g"))) if args.photos else
+                  tuple(photo_files(PROJECT_ROOT / "data/cache/bench-photos")))
+        if not photos:
+            raise BadInput(f"no JPEG photographs (*.jpg, *.jpeg) in {args.photos}: give a folder that has some")
     plan = BenchPlan(profile, paths, device=args.device, memory_images=args.memory_images,
                      probe_labels=labels if args.probe_fidelity else None, probe_images_root=root,
                      decode_photos=photos)
