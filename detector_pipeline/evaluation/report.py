@@ -127,7 +127,7 @@ def report_markdown(report: dict) -> str:
         "",
         "## Teacher labels",
         f"- {stats['n']} images; {stats['share_below_0_1']:.1%} score below 0.1, "
-        f"{stats['share_at_or_above_0_5']:.1%} at or above 0.5; pos_weight {_fmt(stats['pos_weight'])}",
+        f"{stats['share_at_or_above_0_5']:.1%} at or above 0.5; the loss's pos_weight {_fmt(stats['loss_pos_weight'])}",
         "",
         "## Curves (in-distribution test)",
         "![ROC](roc.png) ![PR](pr.png) ![Reliability](reliability.png) ![Slices](slices.png)",

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from detector_pipeline.config.profiles import Profile
+from detector_pipeline.data.label_stats import LabelStats
 from detector_pipeline.data.splits import group_column, image_files, rows_in
 from detector_pipeline.evaluation import ablations, test_sets
 from detector_pipeline.evaluation.metrics import roc_auc
@@ -17,7 +18,7 @@ from detector_pipeline.tasks.labels import labels_version
 from detector_pipeline.tasks.models import detector_scores, probe_scores_for, train_detector, training_key
 
 
-def run_ablations(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSet, probe_model: ModelRecord,
+def run_ablations(labels: pd.DataFrame, label_stats: LabelStats, embedding_set: EmbeddingSet, probe_model: ModelRecord,
                   data_dir: Path, profile: Profile, seeds=None, log=print) -> dict:
     """Every (variant, seed) training, scored on the in-distribution test; each finished one is recorded
     at once, so a rerun after an interruption trains only what is missing."""
@@ -31,7 +32,7 @@ def run_ablations(labels: pd.DataFrame, label_stats: dict, embedding_set: Embedd
     results = {variant: [] for variant in variants}
     for seed in seeds or ablations.SEEDS:
         for variant, options in variants.items():
-            pos_weight = label_stats["pos_weight"] if options["use_pos_weight"] else None
+            pos_weight = label_stats.pos_weight if options["use_pos_weight"] else None
             arm = dict(native_crops=options["native_crops"], recipe_only=options.get("recipe_only", False))
             key = training_key(labels, profile.with_overrides(seed=seed), pos_weight, **arm)
             earlier = done.get((variant, seed))

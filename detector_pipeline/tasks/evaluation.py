@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from detector_pipeline.config.profiles import Profile
+from detector_pipeline.data.label_stats import LabelStats
 from detector_pipeline.data.splits import group_column, image_files, rows_in
 from detector_pipeline.evaluation import content_shortcut, offtheshelf, plots, report, shortcuts, test_sets
 from detector_pipeline.evaluation import statistics as stats
@@ -178,7 +179,7 @@ def figures(scored: Scored, calibration: dict, slices: dict) -> dict[str, bytes]
             "slices": plots.slice_bars(by_family or slices["size_band"], "family" if by_family else "size_band")}
 
 
-def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSet, probe_model: ModelRecord,
+def evaluate(labels: pd.DataFrame, label_stats: LabelStats, embedding_set: EmbeddingSet, probe_model: ModelRecord,
              detector: ModelRecord, profile: Profile, data_dir: Path, target_precision: float, created_by: dict,
              ablation_result: dict | None = None, review_precision: float = 0.8,
              offtheshelf_result: dict | None = None) -> tuple[dict, dict]:
@@ -195,8 +196,9 @@ def evaluate(labels: pd.DataFrame, label_stats: dict, embedding_set: EmbeddingSe
     metrics["offtheshelf_unavailable"] = scored.unavailable
     result = report.build_report(
         model_version=f"{detector.version}-{probe_model.version}",
-        label_stats={**label_stats["all"], "pos_weight": detector.settings["pos_weight"],
-                     "pos_weight_note": "the loss's: (1 - p) / p on the train split; None when trained with plain BCE"},
+        label_stats={**label_stats.all_splits.as_dict(), "loss_pos_weight": detector.settings["pos_weight"],
+                     "loss_pos_weight_note": "the one the detector was trained with: (1 - p) / p on the train split "
+                                             "(label_stats.pos_weight); None when trained with plain BCE"},
         counts={s: int(len(p)) for s, p in scored.parts.items()},
         probe=model_summary(probe_model, scored, "probe", metrics["probe"]),
         detector=model_summary(detector, scored, "detector", metrics["detector"]),

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from detector_pipeline.data import splits
-from detector_pipeline.data.label_stats import POSITIVE_THRESHOLD
+from detector_pipeline.data.label_stats import POSITIVE_THRESHOLD, LabelStats
 from detector_pipeline.data.labels import ValidatedLabels, load_labels, normalize_optional_columns
 
 
@@ -27,15 +27,14 @@ def labels_version(table: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def label_stats_of(training_labels: pd.DataFrame) -> dict:
+def label_stats_of(training_labels: pd.DataFrame) -> LabelStats:
     """Share of scores below 0.1 and at or above 0.5 over all splits and the train split; the loss's
     pos_weight = (1 - p) / p comes from the train split."""
-    from detector_pipeline.data import label_stats
+    from detector_pipeline.data.label_stats import score_shape
 
     train_scores = training_labels.loc[training_labels["split"] == "train", "ai_score"].to_numpy()
-    result = {"all": label_stats.label_stats(training_labels["ai_score"].to_numpy()),
-              "train": label_stats.label_stats(train_scores)}
-    return {**result, "pos_weight": result["train"]["pos_weight"], "labels_version": labels_version(training_labels)}
+    return LabelStats(all_splits=score_shape(training_labels["ai_score"].to_numpy()), train=score_shape(train_scores),
+                      labels_version=labels_version(training_labels))
 
 
 def write_quarantine(data_dir: Path, batch: str, version: str, quarantined: pd.DataFrame) -> Path:

@@ -37,9 +37,10 @@ def test_pos_weight_reaches_the_loss_and_the_crop_settings_reach_scoring(tiny_se
                             resources={"settings": tiny_settings}, instance=instance, run_config={
                                 "ops": {"detector": {"config": {"epochs": 1, "native_crops": native_crops}}}})
     stats, detector = result.output_for_node("label_stats"), result.output_for_node("detector")
-    assert stats["pos_weight"] == pytest.approx(stats["train"]["pos_weight"]) and stats["pos_weight"] > 1
-    assert _SpyLoss.seen == [pytest.approx(stats["pos_weight"])]  # the loss got the train split's pos_weight
-    assert detector.settings["pos_weight"] == stats["pos_weight"]
+    p = stats.train.share_at_or_above_0_5
+    assert stats.pos_weight == pytest.approx((1 - p) / p) and stats.pos_weight > 1
+    assert _SpyLoss.seen == [pytest.approx(stats.pos_weight)]  # the loss got the train split's pos_weight
+    assert detector.settings["pos_weight"] == stats.pos_weight
 
     folder = Path(tiny_settings.data_dir) / detector.folder
     saved = json.loads((folder / "config.json").read_text())["preprocessing"]

@@ -5,6 +5,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from detector_pipeline.data.label_stats import LabelStats
+
 from detector_pipeline.defs import metadata as md
 from detector_pipeline.defs.partitions import GPU_POOL, GPU_STEP_TAGS, GROUP
 from detector_pipeline.defs.resources import PipelineSettings, git_commit
@@ -31,12 +33,12 @@ def offtheshelf_baseline(context: dg.AssetExecutionContext, settings: PipelineSe
 
 @dg.asset(group_name=GROUP, kinds={"scikitlearn", "markdown"}, code_version="5")
 def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSettings, training_labels: pd.DataFrame,
-                      label_stats: dict, embeddings: EmbeddingSet, probe_model: ModelRecord, detector: ModelRecord,
+                      label_stats: LabelStats, embeddings: EmbeddingSet, probe_model: ModelRecord, detector: ModelRecord,
                       offtheshelf_baseline: dict) -> dg.Output:
     """ROC-AUC and PR-AUC of probe and detector on the held-out test split, an operating threshold chosen
     on validation; report.md/json on disk."""
     version = labels_version(training_labels)
-    require_same_labels(version, label_stats=label_stats.get("labels_version"), embeddings=embeddings.labels_version,
+    require_same_labels(version, label_stats=label_stats.labels_version, embeddings=embeddings.labels_version,
                         probe_model=probe_model.labels_version, detector=detector.labels_version)
     # offtheshelf_baseline is optional beside them: scored on another test split, the report leaves it out
     # and says why (tasks.evaluation.score_splits).
@@ -77,12 +79,12 @@ def _family_table(family_vs_real: dict) -> dg.MetadataValue:
 
 @dg.asset(group_name="ablations", kinds={"pytorch"}, code_version="4", pool=GPU_POOL, op_tags=GPU_STEP_TAGS)
 def ablation_study(context: dg.AssetExecutionContext, settings: PipelineSettings, training_labels: pd.DataFrame,
-                   label_stats: dict, embeddings: EmbeddingSet, probe_model: ModelRecord) -> dg.Output:
+                   label_stats: LabelStats, embeddings: EmbeddingSet, probe_model: ModelRecord) -> dg.Output:
     """The article's three claims and the profile's training changes against the recipe as written, over
     several seeds. Costly (twenty trainings): its own job, never part of a retrain; evaluation_report
     includes the result for the same labels."""
     version = labels_version(training_labels)
-    require_same_labels(version, label_stats=label_stats.get("labels_version"), embeddings=embeddings.labels_version,
+    require_same_labels(version, label_stats=label_stats.labels_version, embeddings=embeddings.labels_version,
                         probe_model=probe_model.labels_version)
     summary = ablation_tasks.run_ablations(training_labels, label_stats, embeddings, probe_model, settings.data,
                                        settings.resolved_profile(), log=context.log.info)

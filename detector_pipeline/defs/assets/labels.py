@@ -4,7 +4,9 @@ import dagster as dg
 import pandas as pd
 
 from detector_pipeline.data.batches import combine_batches
+from detector_pipeline.data.label_stats import LabelStats
 from detector_pipeline.data.splits import group_column
+from detector_pipeline.defs import metadata as md
 from detector_pipeline.defs.configs import SplitConfig
 from detector_pipeline.defs.partitions import GROUP, label_batches
 from detector_pipeline.defs.resources import PipelineSettings
@@ -67,15 +69,16 @@ def no_source_in_two_splits(training_labels: pd.DataFrame) -> dg.AssetCheckResul
     return dg.AssetCheckResult(passed=leaking.empty, metadata={"groups": len(per_group), "leaking_groups": len(leaking)})
 
 
-@dg.asset(group_name=GROUP, kinds={"python"}, code_version="2")
-def label_stats(training_labels: pd.DataFrame) -> dg.Output:
+@dg.asset(group_name=GROUP, kinds={"python"}, code_version="3")
+def label_stats(training_labels: pd.DataFrame) -> dg.Output[LabelStats]:
     """Share of scores below 0.1 and at or above 0.5, and pos_weight = (1 - p) / p, from the train split."""
     result = labels.label_stats_of(training_labels)
     histogram = plots.score_histogram(training_labels["ai_score"].to_numpy())
     return dg.Output(result, metadata={
-        "share_below_0_1": result["all"]["share_below_0_1"],
-        "share_at_or_above_0_5": result["all"]["share_at_or_above_0_5"],
-        "positives": result["all"]["positives"],
-        "pos_weight": result["pos_weight"],
+        "share_below_0_1": md.number(result.all_splits.share_below_0_1, "no labels"),
+        "share_at_or_above_0_5": md.number(result.all_splits.share_at_or_above_0_5, "no labels"),
+        "positives": result.all_splits.positives,
+        "train_share_at_or_above_0_5": md.number(result.train.share_at_or_above_0_5, "no train split"),
+        "pos_weight": md.number(result.pos_weight, "the train split holds one class only: plain BCE"),
         "histogram": dg.MetadataValue.md(plots.markdown_image(histogram, "teacher score histogram")),
     })

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from detector_pipeline.data.label_stats import LabelStats
 from detector_pipeline.defs import metadata as md
 from detector_pipeline.defs.configs import DetectorConfig
 from detector_pipeline.defs.partitions import GPU_POOL, GPU_STEP_TAGS, GROUP
@@ -49,13 +50,13 @@ def probe_model(settings: PipelineSettings, training_labels: pd.DataFrame, embed
 @dg.asset(group_name=GROUP, kinds={"pytorch", "safetensors"}, code_version=f"train-{TRAINING_CODE_VERSION}",
           pool=GPU_POOL, op_tags=GPU_STEP_TAGS)
 def detector(context: dg.AssetExecutionContext, config: DetectorConfig, settings: PipelineSettings,
-             training_labels: pd.DataFrame, label_stats: dict) -> dg.Output:
+             training_labels: pd.DataFrame, label_stats: LabelStats) -> dg.Output:
     """The backbone fine-tuned end to end on native-resolution crops, soft-label BCE with pos_weight;
     the epoch with the best validation ROC-AUC is kept."""
-    require_same_labels(labels_version(training_labels), label_stats=label_stats.get("labels_version"))
+    require_same_labels(labels_version(training_labels), label_stats=label_stats.labels_version)
     result = models.train_detector(
         training_labels, settings.data, config.applied_to(settings.resolved_profile()),
-        label_stats["pos_weight"] if config.use_pos_weight else None, native_crops=config.native_crops,
+        label_stats.pos_weight if config.use_pos_weight else None, native_crops=config.native_crops,
         processes=config.processes, log=context.log.info,
         run_command=lambda argv: dg.PipesSubprocessClient().run(command=argv, context=context),
     )
