@@ -119,7 +119,7 @@ def _print_run_summary(run_id: str, trained: str, seconds: float) -> int:
     promoted = read_promoted(data_dir())
     current = promoted["version"] if promoted else "none"
     print(f"promoted detector: {current} ({'trained by this run' if current == trained else 'unchanged'})")
-    print(f"report: {data_dir() / 'reports' / report['model_version'] / 'report.md'} (also {data_dir() / 'reports' / 'latest'})")
+    print(f"report: {data_dir() / 'reports' / report['report_id'] / 'report.md'} (also {data_dir() / 'reports' / 'latest'})")
     return 0
 
 

@@ -20,7 +20,7 @@ def at_threshold(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> di
             "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp}}
 
 
-def build_report(*, model_version: str, label_stats: dict, counts: dict, probe: dict, detector: dict,
+def build_report(*, detector_version: str, probe_version: str, label_stats: dict, counts: dict, probe: dict, detector: dict,
                  operating_point: dict, created_by: dict, metrics: dict | None = None, calibration: dict | None = None,
                  slices: dict | None = None, robustness: dict | None = None, shortcut_baselines: dict | None = None,
                  ablations: dict | None = None) -> dict:
@@ -30,7 +30,10 @@ def build_report(*, model_version: str, label_stats: dict, counts: dict, probe: 
     if detector["train"]["roc_auc"] is not None and detector["test"]["roc_auc"] is not None:
         gap = detector["train"]["roc_auc"] - detector["test"]["roc_auc"]
     result = {
-        "model_version": model_version,
+        # what the report judged: the detector and the probe it was compared with; report_id names both
+        "report_id": f"{detector_version}-{probe_version}",
+        "detector_version": detector_version,
+        "probe_version": probe_version,
         "n_test": counts.get("test_all", counts["test"]),
         "counts": counts,
         "label_stats": label_stats,
@@ -102,7 +105,7 @@ def report_markdown(report: dict) -> str:
                 "what pretrained weights would do." for n in ("probe", "detector") if report[n]["randomly_initialised"]]
     stats = report["label_stats"]
     return "\n".join([
-        f"# Evaluation report - model {report['model_version']}",
+        f"# Evaluation report - detector {report['detector_version']} against probe {report['probe_version']}",
         "",
         *warnings,
         "" if warnings else "",
@@ -257,7 +260,7 @@ def _operating_point_markdown(op: dict) -> str:
 
 def write_report(reports_dir: Path, report: dict, figures: dict[str, bytes]) -> Path:
     """Writes data/reports/<version>/{report.json,report.md,<figure>.png} and points `latest` at it."""
-    folder = reports_dir / report["model_version"]
+    folder = reports_dir / report["report_id"]
     for name, png in figures.items():
         write_bytes_atomic(folder / f"{name}.png", png)
     write_json_atomic(folder / "report.json", report)

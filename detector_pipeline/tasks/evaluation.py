@@ -195,7 +195,7 @@ def evaluate(labels: pd.DataFrame, label_stats: LabelStats, embedding_set: Embed
     metrics = stats.metrics_section(scored.parts, scored.scores, groups_of)
     metrics["offtheshelf_unavailable"] = scored.unavailable
     result = report.build_report(
-        model_version=f"{detector.version}-{probe_model.version}",
+        detector_version=detector.version, probe_version=probe_model.version,
         label_stats={**label_stats.all_splits.as_dict(), "loss_pos_weight": detector.settings["pos_weight"],
                      "loss_pos_weight_note": "the one the detector was trained with: (1 - p) / p on the train split "
                                              "(label_stats.pos_weight); None when trained with plain BCE"},
@@ -244,7 +244,7 @@ def add_test_metrics_to_card(folder: Path, result: dict) -> None:
     card["metrics"]["real_from_held_out_sources"] = result["model_card"]["real_from_held_out_sources"]
     card["metrics"]["train"] = result["detector"]["train"]
     card["operating_point"] = result["operating_point"]
-    card["report"] = result["model_version"]
+    card["report"] = result["report_id"]
     write_model_card(folder, card)
 
 

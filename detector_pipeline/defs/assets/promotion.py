@@ -64,7 +64,7 @@ def promoted_detector(context: dg.AssetExecutionContext, settings: PipelineSetti
         "version": detector.version, "folder": detector.folder,
         "threshold": evaluation_report["operating_point"]["threshold"],
         "operating_point": evaluation_report["operating_point"],
-        "report": evaluation_report["model_version"], "run_id": context.run.run_id,
+        "report": evaluation_report["report_id"], "run_id": context.run.run_id,
     })
     return dg.Output(record, metadata={"version": record["version"], "threshold": record["threshold"],
                                        "previous_version": record["previous_version"] or "none"})
