@@ -1,9 +1,12 @@
 """The paired comparison of two models on cases with known answers."""
 
 import numpy as np
+import pytest
 
 from detector_pipeline.evaluation import ablations
 from detector_pipeline.evaluation.paired import paired_auc_difference
+
+pytestmark = pytest.mark.slow  # 7 s to 2 min each on 2 cores: sklearn's roc_auc_score in a loop over bootstrap resamples and seeds
 
 
 def _data(n: int, positives: float, group_size: int, seed: int = 0):
