@@ -1,3 +1,13 @@
+"""Fixtures shared by the test modules (plain helpers: helpers.py).
+
+Two ways to run the suite (markers registered in pyproject.toml, [tool.pytest.ini_options]):
+- all of it: `make test` (fetches the weights, the browser and PostgreSQL first);
+- the fast suite: `make test-fast`, or `python -m pytest -q -m "not slow"`: under 3 minutes on 2 cores.
+  It leaves out every test marked `slow`: Dagster runs of the pipeline, training for more than a few
+  seconds, the browser, PostgreSQL, the fresh clone, `dg check`, the full profile, the benchmark, the
+  real MobileNetV2's export, and statistics drawing thousands of bootstrap resamples.
+A new test that takes more than a few seconds is marked `@pytest.mark.slow` (or `pytestmark` for a module)."""
+
 import gc
 import os
 
@@ -6,43 +16,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from PIL import Image
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from detector_pipeline_tests.helpers import settings_for, trained_on, write_tiny_dataset
 
 
-def write_tiny_dataset(root: Path, n: int = 64, seed: int = 0, side: int = 72, demo_columns: bool = False) -> Path:
-    """Smooth 'real' images and 'generated' ones with a checkerboard, a teacher score per image,
-    two images per source group. `demo_columns` adds the demo set's optional columns (family, is_ai,
-    generator, source_package, family_held_out, source_held_out), with every eighth image from a
-    held-out family and every eighth source group's real images from a held-out source.
-    Returns the labels parquet path."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    (root / "img").mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        is_ai = i % 4 == 0
-        base = rng.normal(128, 30, (side // 8, side // 8, 3))
-        pixels = np.kron(base, np.ones((8, 8, 1)))
-        if is_ai:
-            pixels += 40 * ((np.indices((side, side)).sum(0) % 2)[..., None] - 0.5)
-        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-        path = f"img/{i:03d}.png"
-        image.save(root / path)
-        score = float(np.clip(rng.normal(0.85 if is_ai else 0.05, 0.08), 0, 1))
-        row = {"image_path": path, "ai_score": score, "source_group": f"g{i // 2}"}
-        if demo_columns:
-            family = ("held_out_gen" if i % 8 == 0 else "checker") if is_ai else "real"
-            row.update(family=family, is_ai=is_ai, generator=None if family == "real" else f"{family}-v1",
-                       source_package=f"pkg{i % 3}", family_held_out=family == "held_out_gen",
-                       source_held_out=(i // 2) % 8 == 3)
-        rows.append(row)
-    labels = root / "labels.parquet"
-    pd.DataFrame(rows).to_parquet(labels, index=False)
-    return labels
+@pytest.fixture(scope="session", autouse=True)
+def frozen_import_heap():
+    """What the imports and the collection made stays for the session: moved out of the collector's
+    sight (gc.freeze), so that no_stale_dagster_instance's gc.collect() scans only what tests made since,
+    in milliseconds instead of half a second per test."""
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(autouse=True)
@@ -62,4 +49,17 @@ def no_stale_dagster_instance():
 
 @pytest.fixture
 def tiny_dataset(tmp_path: Path) -> Path:
+    """The labels parquet of 64 generated images (helpers.write_tiny_dataset)."""
     return write_tiny_dataset(tmp_path / "data")
+
+
+@pytest.fixture
+def tiny_settings(tiny_dataset: Path, tmp_path: Path):
+    """PipelineSettings: the tiny profile on tiny_dataset, everything written under tmp_path."""
+    return settings_for(tiny_dataset, tmp_path)
+
+
+@pytest.fixture
+def trained(tiny_settings, tmp_path):
+    """(settings, instance): an instance on disk that has trained and promoted on tiny_dataset."""
+    yield from trained_on(tiny_settings, tmp_path)

@@ -16,7 +16,7 @@ from detector_pipeline.models.backbones import BackboneSpec, create_backbone
 from detector_pipeline.registry import pointer as registry
 from detector_pipeline.registry.artifacts import save_model, write_json_atomic
 from detector_pipeline.training.settings import TrainSettings, settings_dict
-from detector_pipeline_tests.conftest import write_tiny_dataset
+from detector_pipeline_tests.helpers import write_tiny_dataset
 
 
 def save_tiny_detector(data: Path, seed: int = 0, threshold: float = 0.5) -> dict:

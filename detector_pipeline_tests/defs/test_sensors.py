@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from detector_pipeline.cli.runs import run_outcome
 from detector_pipeline.data.batches import READY_MARKER
@@ -14,9 +15,7 @@ from detector_pipeline.defs.jobs import RETRAIN_TAGS, retrain_job, validate_batc
 from detector_pipeline.defs.resources import PipelineSettings
 from detector_pipeline.defs.schedules import current_batch_versions
 from detector_pipeline.defs.sensors import new_label_batches
-from detector_pipeline_tests.conftest import write_tiny_dataset
-from detector_pipeline_tests.integration.test_pipeline_integration import tiny_settings  # noqa: F401
-from detector_pipeline_tests.integration.test_retraining import trained  # noqa: F401
+from detector_pipeline_tests.helpers import write_tiny_dataset
 
 
 def _batch(incoming: Path, name: str, ready: bool = True) -> Path:
@@ -97,7 +96,8 @@ def _retrain_runs(instance) -> int:
     return len(instance.get_run_ids(filters=dg.RunsFilter(tags=RETRAIN_TAGS)))
 
 
-def test_a_burst_of_batches_gives_a_partition_each_and_one_retrain(trained):  # noqa: F811
+@pytest.mark.slow  # trains on the base labels, then a retrain run
+def test_a_burst_of_batches_gives_a_partition_each_and_one_retrain(trained):
     settings, instance = trained
     names = [f"burst-{i}" for i in range(5)]
     for name in names:
@@ -116,7 +116,8 @@ def test_a_burst_of_batches_gives_a_partition_each_and_one_retrain(trained):  # 
     assert not third.run_requests and _retrain_runs(instance) == 1
 
 
-def test_a_batch_dropped_during_a_retrain_leads_to_exactly_one_more(trained):  # noqa: F811
+@pytest.mark.slow  # trains on the base labels, then a retrain run
+def test_a_batch_dropped_during_a_retrain_leads_to_exactly_one_more(trained):
     settings, instance = trained
     running = dg.DagsterRun(job_name="retrain", run_id="0" * 8 + "-0000-0000-0000-" + "0" * 12,
                             status=dg.DagsterRunStatus.STARTED, tags=RETRAIN_TAGS)

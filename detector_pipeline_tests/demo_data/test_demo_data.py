@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from detector_pipeline.data import splits
 from detector_pipeline.demo_data import histories
-from detector_pipeline_tests.conftest import PROJECT_ROOT
+from detector_pipeline_tests.helpers import PROJECT_ROOT
 
 DEMO = PROJECT_ROOT / "data" / "demo"
 
@@ -111,18 +111,24 @@ def _metadata_features(labels: pd.DataFrame) -> np.ndarray:
     return np.column_stack([np.array(rows), pd.get_dummies(labels["processing"]).to_numpy(dtype=float)])
 
 
-def test_sizes_of_the_two_classes_overlap(labels):
-    widths = _metadata_features(labels)[:, 0]
+@pytest.fixture(scope="module")
+def metadata_features(labels) -> np.ndarray:
+    """Every demo image decoded once for the tests below, not once per test."""
+    return _metadata_features(labels)
+
+
+def test_sizes_of_the_two_classes_overlap(labels, metadata_features):
+    widths = metadata_features[:, 0]
     ai, real = widths[labels["is_ai"]], widths[~labels["is_ai"]]
     assert ai.min() < np.median(real) < ai.max() and real.min() < np.median(ai) < real.max()
 
 
 @pytest.mark.parametrize("model", [
     make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
-    HistGradientBoostingClassifier(random_state=0),
+    pytest.param(HistGradientBoostingClassifier(random_state=0), marks=pytest.mark.slow),  # half a minute on 2 cores
 ], ids=["logistic", "gradient-boosting"])
-def test_metadata_alone_cannot_tell_the_classes_apart(labels, model):
-    x = _metadata_features(labels)
+def test_metadata_alone_cannot_tell_the_classes_apart(labels, metadata_features, model):
+    x = metadata_features
     y = labels["is_ai"].to_numpy()
     scores = cross_val_predict(model, x, y, groups=labels["source_group"], cv=GroupKFold(5), method="predict_proba")[:, 1]
     assert roc_auc_score(y, scores) <= 0.65

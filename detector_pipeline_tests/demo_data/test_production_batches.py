@@ -2,7 +2,7 @@ import pandas as pd
 
 from detector_pipeline.data.batches import LABELS_FILE, batch_problem
 from detector_pipeline.demo_data import production_batches as pb
-from detector_pipeline_tests.conftest import PROJECT_ROOT
+from detector_pipeline_tests.helpers import PROJECT_ROOT
 
 DEMO = PROJECT_ROOT / "data/demo"
 

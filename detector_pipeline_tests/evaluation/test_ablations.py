@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from detector_pipeline.evaluation import ablations
 
@@ -11,6 +12,7 @@ def _runs(y: np.ndarray, seeds=(0, 1), noise: float = 1.0) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow  # about a minute on 2 cores: sklearn's roc_auc_score in a loop over bootstrap resamples and seeds
 def test_every_claim_has_a_verdict_and_an_arm_the_profile_does_not_train_is_not_applicable():
     rng = np.random.default_rng(0)
     y = (rng.random(200) < 0.2).astype(int)

@@ -45,6 +45,7 @@ def _images(folder: Path, n: int, fine_traces_only: bool) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow  # 200 images through a backbone, twice
 @pytest.mark.parametrize("fine_traces_only", [True, False], ids=["traces", "content"])
 def test_the_baseline_separates_content_but_not_traces(tmp_path, fine_traces_only):
     table = _images(tmp_path / ("traces" if fine_traces_only else "content"), 200, fine_traces_only)

@@ -18,6 +18,7 @@ def _batch(n_real=120, n_ai=30, seed=0, separation=2.0):
     return table, 1 / (1 + np.exp(-logits))
 
 
+@pytest.mark.slow  # bootstrap intervals of every figure and slice
 def test_batch_figures_have_intervals_decision_rates_and_slices():
     batch, scores = _batch()
     figures = live.batch_figures(batch, scores, 0.5, batch["source_group"].to_numpy())
@@ -55,6 +56,7 @@ def test_without_a_figure_or_its_noise_there_is_no_verdict(value, ci, test_value
     assert not outcome["judged"] and not outcome["worse_beyond_noise"] and because in outcome["not_judged_because"]
 
 
+@pytest.mark.slow  # bootstrap intervals of every figure and slice
 def test_aging_verdict_names_the_family_that_got_worse():
     batch, scores = _batch(n_real=300, n_ai=120, separation=3.0)
     figures = live.batch_figures(batch, scores, 0.5, batch["source_group"].to_numpy())

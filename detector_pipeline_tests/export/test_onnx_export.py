@@ -28,7 +28,7 @@ from detector_pipeline.registry import pointer as registry
 from detector_pipeline.registry.artifacts import save_model
 from detector_pipeline.tasks.scoring import score_to_parquet
 from detector_pipeline.training.settings import TrainSettings, settings_dict
-from detector_pipeline_tests.conftest import PROJECT_ROOT, write_tiny_dataset
+from detector_pipeline_tests.helpers import PROJECT_ROOT, write_tiny_dataset
 
 DEMO_IMAGES = sorted((PROJECT_ROOT / "data" / "demo" / "images").glob("*.jpg"))
 PARITY_IMAGES = DEMO_IMAGES[:64]
@@ -73,6 +73,7 @@ def exported(mobilenet_detector) -> dict:
     return export_onnx(mobilenet_detector, export_dir_for(mobilenet_detector), PARITY_IMAGES, threshold=0.5)
 
 
+@pytest.mark.slow  # the real MobileNetV2 exported and run on 64 demo images by both engines
 def test_the_export_matches_pytorch_on_64_demo_images_and_records_its_recipe(mobilenet_detector, exported):
     assert exported["n_parity_images"] >= 64 and exported["passed"]
     assert exported["max_abs_delta_p"] <= 1e-4 == exported["tolerance"]
@@ -98,6 +99,7 @@ def test_the_export_matches_pytorch_on_64_demo_images_and_records_its_recipe(mob
     assert p.std() > 0.05 and ((p > 0.05) & (p < 0.95)).sum() >= 8  # spread, not saturated: the parity means something
 
 
+@pytest.mark.slow  # the real MobileNetV2, exported, scoring with both engines
 def test_feed_scoring_gives_the_same_parquet_with_either_engine(mobilenet_detector, exported, tmp_path):
     small = tmp_path / "small.jpg"  # short side below the crop: upscaled (bicubic) before cropping
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (150, 100, 3), dtype=np.uint8)).save(small)
@@ -194,6 +196,7 @@ def test_an_export_that_fails_parity_is_exit_3_and_never_scores(cli_data, tmp_pa
     _one_line_error(capsys.readouterr().err, "failed its parity check", "--engine torch")
 
 
+@pytest.mark.slow  # the bench's export and timed scoring rounds
 def test_the_bench_times_feed_scoring_with_both_engines(tiny_dataset, tmp_path):
     """bench/stages.py's scoring engines, in process (run_bench runs them in a fresh one; its own test
     in integration/test_bench.py takes minutes): both img/s, on the same images, and the delta."""

@@ -18,7 +18,7 @@ from dagster_k8s.job import UserDefinedDagsterK8sConfig
 from detector_pipeline.defs import partitions
 from detector_pipeline.defs.assets import ASSETS, CHECKS
 from detector_pipeline.defs.resources import PipelineSettings
-from detector_pipeline_tests.conftest import PROJECT_ROOT
+from detector_pipeline_tests.helpers import PROJECT_ROOT
 
 DEPLOY = PROJECT_ROOT / "deploy"
 
@@ -97,6 +97,7 @@ def test_dockerfile_copies_what_exists_and_serves_the_definitions():
     assert {s.name for s in defs.schedules} == {"nightly_retrain"}
 
 
+@pytest.mark.slow  # two `dg` processes, each loading every definition
 def test_dg_checks_and_lists_the_definitions():
     """`dg check defs` and `dg list defs` from the repository root, as a developer runs them."""
     dg_cli = Path(sys.executable).parent / "dg"

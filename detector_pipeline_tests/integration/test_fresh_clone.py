@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from detector_pipeline_tests.conftest import PROJECT_ROOT, write_tiny_dataset
+from detector_pipeline_tests.helpers import PROJECT_ROOT, write_tiny_dataset
 
 SHIPPED_UNDER_DATA = ("data/demo/",)
 
@@ -37,7 +37,7 @@ def _cli(clone: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=1200)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # `detector-pipeline run --profile tiny` on a clone: the whole chain
 def test_a_fresh_clone_trains_promotes_what_it_trained_and_scores(tmp_path):
     """The README's first-run path on a clone of the committed tree (tiny profile, the shipped demo
     labels): the run promotes the detector it trained, and scoring works right after."""

@@ -5,6 +5,7 @@ autocast where the CPU runs bf16 natively; elsewhere emulated bf16 is far too sl
 ConvNeXt-Tiny step on 8 images took minutes on 2 AVX2 cores), and it runs in fp32."""
 
 import numpy as np
+import pytest
 import torch
 
 from detector_pipeline.config.device import cpu_runs_bf16_natively
@@ -16,7 +17,9 @@ from detector_pipeline.models.embeddings import embed_with_cache
 from detector_pipeline.registry.pointer import model_folder
 from detector_pipeline.tasks.labels import prepare_labels
 from detector_pipeline.tasks.models import detector_scores, fit_probe, probe_scores_for, train_detector
-from detector_pipeline_tests.conftest import write_tiny_dataset
+from detector_pipeline_tests.helpers import write_tiny_dataset
+
+pytestmark = pytest.mark.slow  # ViT-B/14 embeddings and a ConvNeXt-Tiny training step on the CPU
 
 
 def test_full_profile_embeds_probes_trains_in_bf16_reloads_scores_and_exports(tmp_path):

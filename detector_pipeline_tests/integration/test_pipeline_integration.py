@@ -7,28 +7,10 @@ import dagster as dg
 import pytest
 
 from detector_pipeline.data.batches import BASE_BATCH
-from detector_pipeline.defs.assets import ASSETS, CHECKS, TRAINING_ASSETS
 from detector_pipeline.defs.resources import PipelineSettings
+from detector_pipeline_tests.helpers import materialize_base
 
-
-def settings_for(labels: Path, tmp_path: Path) -> PipelineSettings:
-    """The tiny profile on these labels, everything the pipeline writes under tmp_path."""
-    return PipelineSettings(profile="tiny", labels_path=str(labels), images_root=str(labels.parent),
-                            data_dir=str(tmp_path / "artifacts"), weights_dir=str(tmp_path / "weights"),
-                            incoming_dir=str(tmp_path / "incoming"), feed_dir=str(labels.parent / "img"),
-                            device="cpu")
-
-
-@pytest.fixture
-def tiny_settings(tiny_dataset: Path, tmp_path: Path) -> PipelineSettings:
-    return settings_for(tiny_dataset, tmp_path)
-
-
-def materialize_base(settings: PipelineSettings, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
-    if not instance.has_dynamic_partition("label_batches", BASE_BATCH):
-        instance.add_dynamic_partitions("label_batches", [BASE_BATCH])
-    return dg.materialize([*ASSETS, *CHECKS], selection=[a.key for a in TRAINING_ASSETS], partition_key=BASE_BATCH,
-                          resources={"settings": settings}, instance=instance, **kwargs)
+pytestmark = pytest.mark.slow  # trains and evaluates both models in a Dagster run
 
 
 def test_whole_chain_materializes_and_writes_the_report(tiny_settings: PipelineSettings):

@@ -15,9 +15,10 @@ from dagster._daemon.sensor import execute_sensor_iteration
 
 from detector_pipeline.data.batches import BASE_BATCH, READY_MARKER
 from detector_pipeline.registry.lineage import lineage
-from detector_pipeline_tests.conftest import PROJECT_ROOT, write_tiny_dataset
-from detector_pipeline_tests.integration.test_pipeline_integration import materialize_base, tiny_settings  # noqa: F401
+from detector_pipeline_tests.helpers import PROJECT_ROOT, materialize_base, write_tiny_dataset
 from detector_pipeline_tests.postgres_cluster import running_cluster
+
+pytestmark = pytest.mark.slow  # starts a PostgreSQL cluster and trains the chain on it
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def _sensor_cursor(instance: dg.DagsterInstance) -> str | None:
     return states[0].instigator_data.cursor if states else None
 
 
-def test_the_chain_runs_on_postgres(pg_instance, tiny_settings, monkeypatch):  # noqa: F811
+def test_the_chain_runs_on_postgres(pg_instance, tiny_settings, monkeypatch):
     instance = pg_instance
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"

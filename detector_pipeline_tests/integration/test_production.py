@@ -15,16 +15,11 @@ from detector_pipeline.defs.assets import ASSETS, BATCH_ASSETS, CHECKS
 from detector_pipeline.evaluation import drift
 from detector_pipeline.registry import live_figures
 from detector_pipeline.registry import pointer as registry
-from detector_pipeline_tests.conftest import write_tiny_dataset
-from detector_pipeline_tests.integration.test_pipeline_integration import tiny_settings  # noqa: F401
-from detector_pipeline_tests.integration.test_retraining import _trained_on
+from detector_pipeline_tests.helpers import write_tiny_dataset
+
+pytestmark = pytest.mark.slow  # Dagster runs of the pipeline, most after training on the base labels
 
 BATCH_KEYS = [a.key for a in BATCH_ASSETS]
-
-
-@pytest.fixture
-def trained(tiny_settings, tmp_path):  # noqa: F811
-    yield from _trained_on(tiny_settings, tmp_path)
 
 
 def _checks(result) -> dict:
@@ -80,7 +75,7 @@ def test_a_new_batch_is_scored_by_the_promoted_model_and_queued_for_review(train
     assert row["live_batches"] == 1 and row["live_roc_auc"] == entry["batch_roc_auc"]
 
 
-def test_a_batch_that_arrives_before_any_promotion_says_there_is_no_model(tiny_settings):  # noqa: F811
+def test_a_batch_that_arrives_before_any_promotion_says_there_is_no_model(tiny_settings):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("label_batches", [BASE_BATCH])
     result = dg.materialize([*ASSETS, *CHECKS], selection=BATCH_KEYS, partition_key=BASE_BATCH,

@@ -21,8 +21,9 @@ from detector_pipeline.tasks import ablations as ablation_tasks
 from detector_pipeline.tasks import models as model_tasks
 from detector_pipeline.tasks import promotion as promotion_tasks
 from detector_pipeline.tasks.labels import labels_version
-from detector_pipeline_tests.conftest import write_tiny_dataset
-from detector_pipeline_tests.integration.test_pipeline_integration import materialize_base, settings_for, tiny_settings  # noqa: F401
+from detector_pipeline_tests.helpers import settings_for, trained_on, write_tiny_dataset
+
+pytestmark = pytest.mark.slow  # every test trains on the base labels in Dagster runs, most retrain
 
 TRAINING_DOWNSTREAM = ["training_labels", "label_stats", "embeddings", "probe_model", "detector",
                        "offtheshelf_baseline", "evaluation_report", "promoted_detector"]
@@ -46,21 +47,6 @@ def _retrain(settings, instance, **run_config) -> dg.ExecuteInProcessResult:
 
 def _tick(instance, settings):
     return nightly_retrain(read_environment().retrain_cron)(dg.build_schedule_context(instance=instance, resources={"settings": settings}))
-
-
-def _trained_on(settings, tmp_path):
-    """A real instance on disk (schedules need one), in the test's own folder, that has trained on the
-    base labels. Dagster keeps a process-wide pointer to the last instance's state storage, so its
-    files must outlive the test."""
-    (tmp_path / "dagster_home").mkdir()
-    with dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home")) as instance:
-        assert materialize_base(settings, instance).success
-        yield settings, instance
-
-
-@pytest.fixture
-def trained(tiny_settings, tmp_path):  # noqa: F811
-    yield from _trained_on(tiny_settings, tmp_path)
 
 
 def test_new_batch_retrain_embeds_only_new_images_and_lineage_reaches_both_batches(trained):
@@ -228,7 +214,7 @@ def test_inputs_from_different_labels_fail_fast_naming_both_versions(trained, mo
 @pytest.fixture
 def demo_shaped(tmp_path):
     """Base labels with every optional column the demo set has; the instance has trained on them."""
-    yield from _trained_on(settings_for(write_tiny_dataset(tmp_path / "labels", demo_columns=True), tmp_path), tmp_path)
+    yield from trained_on(settings_for(write_tiny_dataset(tmp_path / "labels", demo_columns=True), tmp_path), tmp_path)
 
 
 def test_a_batch_with_only_the_required_columns_retrains_and_promotes(demo_shaped):

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect, sync_playwright
 
-from detector_pipeline_tests.conftest import PROJECT_ROOT, write_tiny_dataset
+from detector_pipeline_tests.helpers import PROJECT_ROOT, write_tiny_dataset
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -111,6 +111,7 @@ def _wait_for_runs_to_end(home: Path, timeout: float = 300) -> list[dg.DagsterRu
     return _wait_until(home, finished_runs, timeout, "runs still in progress")
 
 
+@pytest.mark.slow  # starts dagster dev and Chromium, then runs the chain
 @pytest.mark.ui
 def test_materialize_the_chain_from_the_ui(dagster_ui):
     url, home = dagster_ui

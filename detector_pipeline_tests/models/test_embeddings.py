@@ -13,7 +13,7 @@ from detector_pipeline.models.embeddings import (
     embed_images,
     embed_with_cache,
 )
-from detector_pipeline_tests.conftest import write_tiny_dataset
+from detector_pipeline_tests.helpers import write_tiny_dataset
 
 
 def test_a_random_backbone_embeds_the_same_way_whatever_ran_before(tmp_path):

@@ -10,7 +10,7 @@ from PIL import Image
 
 from detector_pipeline.models.backbones import BackboneSpec, create_backbone, data_config
 from detector_pipeline.models.offline_weights import CLIP_VIT_B16, MOBILENET_V2
-from detector_pipeline_tests.conftest import PROJECT_ROOT
+from detector_pipeline_tests.helpers import PROJECT_ROOT
 
 WEIGHTS = PROJECT_ROOT / "data" / "weights"
 LADYBIRD = Path(__file__).parents[1] / "assets" / "ladybird.jpg"

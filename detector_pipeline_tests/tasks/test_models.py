@@ -13,7 +13,6 @@ from detector_pipeline.data.transforms import NativeCrop
 from detector_pipeline.defs.assets import ASSETS
 from detector_pipeline.models.detector import load_detector
 from detector_pipeline.training import loop
-from detector_pipeline_tests.integration.test_pipeline_integration import tiny_settings  # noqa: F401
 
 
 class _SpyLoss(torch.nn.BCEWithLogitsLoss):
@@ -24,8 +23,9 @@ class _SpyLoss(torch.nn.BCEWithLogitsLoss):
         _SpyLoss.seen.append(None if pos_weight is None else float(pos_weight))
 
 
+@pytest.mark.slow  # trains the detector in a Dagster run, twice
 @pytest.mark.parametrize("native_crops", [True, False])
-def test_pos_weight_reaches_the_loss_and_the_crop_settings_reach_scoring(tiny_settings, monkeypatch,  # noqa: F811
+def test_pos_weight_reaches_the_loss_and_the_crop_settings_reach_scoring(tiny_settings, monkeypatch,
                                                                          native_crops):
     monkeypatch.setattr(loop.torch.nn, "BCEWithLogitsLoss", _SpyLoss)
     _SpyLoss.seen = []

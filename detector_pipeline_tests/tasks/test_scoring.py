@@ -7,7 +7,7 @@ from detector_pipeline.models.backbones import BackboneSpec, create_backbone
 from detector_pipeline.registry.artifacts import save_model
 from detector_pipeline.tasks.scoring import iter_inputs, score_to_parquet
 from detector_pipeline.training.settings import TrainSettings, settings_dict
-from detector_pipeline_tests.conftest import write_tiny_dataset
+from detector_pipeline_tests.helpers import write_tiny_dataset
 
 
 def _saved_detector(tmp_path: Path) -> Path:

@@ -4,20 +4,22 @@ through Dagster Pipes; DistributedDataParallel keeps both replicas identical."""
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import torch
 
 from detector_pipeline.data.batches import BASE_BATCH
 from detector_pipeline.defs.assets import ASSETS, CHECKS
 from detector_pipeline.registry import artifacts
-from detector_pipeline_tests.integration.test_pipeline_integration import tiny_settings  # noqa: F401
+
+pytestmark = pytest.mark.slow  # two training processes started by torchrun, in Dagster runs
 
 
-def test_detector_trains_on_two_processes_through_pipes(tiny_settings):  # noqa: F811
+def test_detector_trains_on_two_processes_through_pipes(tiny_settings):
     with dg.DagsterInstance.ephemeral() as instance:
         _train_on_two_processes(instance, tiny_settings)
 
 
-def _train_on_two_processes(instance, tiny_settings):  # noqa: F811
+def _train_on_two_processes(instance, tiny_settings):
     instance.add_dynamic_partitions("label_batches", [BASE_BATCH])
     resources = {"settings": tiny_settings}
     assert dg.materialize([*ASSETS, *CHECKS], selection=["teacher_labels"], partition_key=BASE_BATCH,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from detector_pipeline.models.backbones import BackboneSpec, create_backbone
 from detector_pipeline.training.loop import init_binary_head, learning_rate_factor, param_groups, set_learning_rate
 from detector_pipeline.training.settings import TrainSettings
-from detector_pipeline_tests.conftest import write_tiny_dataset
+from detector_pipeline_tests.helpers import write_tiny_dataset
 
 
 # no subnormals: an earlier test in the process may have turned on flush-to-zero (config.device.to_device)
@@ -80,6 +80,7 @@ print("version", content_version(result.state, {"history": result.history, "resu
 """
 
 
+@pytest.mark.slow  # three training processes of 4 epochs each
 def test_training_killed_mid_way_resumes_from_its_last_checkpoint(tmp_path):
     write_tiny_dataset(tmp_path / "data", n=64)
     checkpoints = tmp_path / "ckpt"
