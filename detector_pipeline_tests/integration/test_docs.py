@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import markdown
 
-from detector_pipeline_tests.conftest import PROJECT_ROOT
+from detector_pipeline_tests.helpers import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 README_LIMIT_BYTES = 15_000
