@@ -136,9 +136,23 @@ def test_materialize_the_chain_from_the_ui(dagster_ui):
         page.goto(f"{url}/assets/evaluation_report", wait_until="domcontentloaded")
         expect(page.get_by_text("detector_test_roc_auc").first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(home / "evaluation_report.png"), full_page=True)
+        _figures_read_well(page)
+        page.goto(f"{url}/assets/detector", wait_until="domcontentloaded")
+        expect(page.get_by_text("best_val_roc_auc").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("img", name="training history").first).to_be_visible(timeout=30_000)
+        _figures_read_well(page)
         browser.close()
     runs = _wait_for_runs_to_end(home)
     assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * len(runs)
     with _instance_at(home) as instance:
         for key in ("teacher_labels", "offtheshelf_baseline", "evaluation_report", "promoted_detector"):
             assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
+
+
+def _figures_read_well(page) -> None:
+    """What a person reads on an asset's page: figures rounded to what they mean, no JSON nulls, and
+    every "n/a" with its reason beside it."""
+    text = page.locator("body").inner_text()
+    assert not re.search(r"\d\.\d{6,}", text), re.findall(r"\S*\d\.\d{6,}\S*", text)[:5]
+    assert "null" not in text
+    assert all(line.strip() != "n/a" for line in text.splitlines())
