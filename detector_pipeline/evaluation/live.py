@@ -10,7 +10,7 @@ import pandas as pd
 
 from detector_pipeline.evaluation import noise
 from detector_pipeline.evaluation import statistics as stats
-from detector_pipeline.evaluation.report import at_threshold
+from detector_pipeline.evaluation.metrics import at_threshold
 from detector_pipeline.evaluation.test_sets import known_ai, known_real
 
 MIN_SLICE_CLASS = 10  # images of each class (AI, real) a slice needs before it can be named as worse

@@ -1,7 +1,7 @@
 """Ranking metrics from scikit-learn; None where a split holds a single class (the AUC is undefined)."""
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
 
 
 def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
@@ -43,3 +43,13 @@ def interval(values: np.ndarray, level: float = 0.95) -> list[float] | None:
         return None
     tail = (1 - level) / 2 * 100
     return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+
+
+def at_threshold(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """Precision, recall, false-positive rate and the confusion matrix at a fixed threshold."""
+    y_true = np.asarray(y_true).astype(int)
+    predicted = (np.asarray(scores) >= threshold).astype(int)
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y_true, predicted, labels=[0, 1]).ravel())
+    return {"precision": tp / (tp + fp) if tp + fp else None, "recall": tp / (tp + fn) if tp + fn else None,
+            "false_positive_rate": fp / (fp + tn) if fp + tn else None,
+            "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp}}

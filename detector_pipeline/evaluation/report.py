@@ -8,18 +8,6 @@ import numpy as np
 from detector_pipeline.registry.artifacts import atomic_path, write_bytes_atomic, write_json_atomic
 
 
-def at_threshold(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
-    """Precision, recall, false-positive rate and the confusion matrix at a fixed threshold."""
-    from sklearn.metrics import confusion_matrix
-
-    y_true = np.asarray(y_true).astype(int)
-    predicted = (np.asarray(scores) >= threshold).astype(int)
-    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y_true, predicted, labels=[0, 1]).ravel())
-    return {"precision": tp / (tp + fp) if tp + fp else None, "recall": tp / (tp + fn) if tp + fn else None,
-            "false_positive_rate": fp / (fp + tn) if fp + tn else None,
-            "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp}}
-
-
 def build_report(*, detector_version: str, probe_version: str, label_stats: dict, counts: dict, probe: dict, detector: dict,
                  operating_point: dict, created_by: dict, metrics: dict | None = None, calibration: dict | None = None,
                  slices: dict | None = None, robustness: dict | None = None, shortcut_baselines: dict | None = None,

@@ -9,8 +9,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 
-from detector_pipeline.evaluation.metrics import grouped_bootstrap, interval, pr_auc, roc_auc
-from detector_pipeline.evaluation.report import at_threshold
+from detector_pipeline.evaluation.metrics import at_threshold, grouped_bootstrap, interval, pr_auc, roc_auc
 from detector_pipeline.evaluation.test_sets import known_ai, known_real
 
 N_RESAMPLES = 200

@@ -14,7 +14,7 @@ from detector_pipeline.data.label_stats import LabelStats
 from detector_pipeline.data.splits import group_column, image_files, rows_in
 from detector_pipeline.evaluation import content_shortcut, offtheshelf, plots, report, shortcuts, test_sets
 from detector_pipeline.evaluation import statistics as stats
-from detector_pipeline.evaluation.metrics import ranking_metrics, roc_auc
+from detector_pipeline.evaluation.metrics import at_threshold, ranking_metrics, roc_auc
 from detector_pipeline.evaluation.model_card import write_model_card
 from detector_pipeline.evaluation.perturbations import FORMAT_SWAP, ROBUSTNESS
 from detector_pipeline.evaluation.thresholds import threshold_for_precision
@@ -82,7 +82,7 @@ def operating_point_section(scored: Scored, target_precision: float, review_prec
     operating = threshold_for_precision(scored.y("val"), scored.detector("val"), target_precision)
     review = threshold_for_precision(scored.y("val"), scored.detector("val"), review_precision)
     operating["review_band"] = [min(review["threshold"], operating["threshold"]), operating["threshold"]]
-    operating["test"] = report.at_threshold(y_test, det_test, operating["threshold"])
+    operating["test"] = at_threshold(y_test, det_test, operating["threshold"])
     operating["test_with_intervals"] = stats.operating_point_on_test(y_test, det_test, groups_of(scored.test),
                                                                      operating["threshold"])
     operating["evaluated_on"] = test_sets.DESCRIPTIONS[test_sets.IN_DISTRIBUTION]
@@ -131,12 +131,12 @@ def real_only_section(test: pd.DataFrame, scores: np.ndarray, threshold: float) 
 
 def robustness_section(scored: Scored, threshold: float) -> dict:
     y_test, det_test, files = scored.y("test"), scored.detector("test"), image_files(scored.test)
-    clean = report.at_threshold(y_test, det_test, threshold)
+    clean = at_threshold(y_test, det_test, threshold)
     robustness = {"model": "detector", "threshold": threshold,
                   "clean": {"roc_auc": roc_auc(y_test, det_test), **{k: v for k, v in clean.items() if k != "confusion"}}}
     for name, perturb in ROBUSTNESS.items():
         perturbed = scored.score_detector(files, perturb)
-        rates = report.at_threshold(y_test, perturbed, threshold)
+        rates = at_threshold(y_test, perturbed, threshold)
         robustness[name] = {"roc_auc": roc_auc(y_test, perturbed), "tpr": rates["recall"],
                             "fpr": rates["false_positive_rate"]}
     robustness["evaluated_on"] = test_sets.DESCRIPTIONS[test_sets.IN_DISTRIBUTION]
