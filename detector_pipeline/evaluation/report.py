@@ -3,7 +3,6 @@
 import os
 from pathlib import Path
 
-import numpy as np
 
 from detector_pipeline.registry.artifacts import atomic_path, write_bytes_atomic, write_json_atomic
 
