@@ -18,7 +18,10 @@ import torch
 from detector_pipeline.data.images import open_rgb
 from detector_pipeline.export import onnx_export
 from detector_pipeline.models import quantized
-from detector_pipeline.models.backbones import data_config
+from detector_pipeline.models.backbones import BackboneSpec, data_config
+from detector_pipeline.models.scorer import DetectorScorer
+from detector_pipeline.training.saved import save_detector
+from detector_pipeline.training.settings import TrainSettings
 
 Runner = Callable[[torch.Tensor], np.ndarray]
 
@@ -89,9 +92,20 @@ DETECTOR_CANDIDATES = EMBEDDING_CANDIDATES[:3]
 
 
 def model_inputs(model: torch.nn.Module, paths: list[str]) -> torch.Tensor:
-    """The images as the model's eval transform gives them (timm's data config)."""
+    """The images as the embedding backbone sees them: its eval transform (timm's data config), as
+    models/embeddings.embed_files makes them."""
     transform = timm.data.create_transform(**data_config(model), is_training=False)
     return torch.stack([transform(open_rgb(Path(p))) for p in paths])
+
+
+def detector_inputs(model: torch.nn.Module, spec: BackboneSpec, settings: TrainSettings,
+                    *path_lists: list[str]) -> list[torch.Tensor]:
+    """The images as the detector sees them, one batch per list: the model saved as training saves it,
+    and its scorer (models/scorer.py) loaded back, so the preprocessing is the one saved with it."""
+    with tempfile.TemporaryDirectory(prefix="bench-detector-") as tmp:
+        _, folder, _ = save_detector(Path(tmp), model.state_dict(), spec, settings, labels_version="bench")
+        scorer = DetectorScorer.load(folder, "torch", torch.device("cpu"))
+        return [scorer.model_inputs(paths) for paths in path_lists]
 
 
 def compare_engines(model: torch.nn.Module, inputs: torch.Tensor, calibration: torch.Tensor, batch_size: int,

@@ -18,7 +18,7 @@ import resource
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +48,9 @@ from detector_pipeline.models.embeddings import (
     frozen_features,
     read_cache,
 )
-from detector_pipeline.registry import artifacts
 from detector_pipeline.tasks.scoring import score_to_parquet
 from detector_pipeline.training.loop import init_binary_head, train_step
+from detector_pipeline.training.saved import save_detector
 from detector_pipeline.training.settings import TrainSettings
 
 STAGES = ("embedding", "training", "scoring")
@@ -258,7 +258,8 @@ def _engines(plan: BenchPlan) -> dict:
             ("detector", 1, engines.DETECTOR_CANDIDATES, engines.detector_fidelity, plan.profile.infer_batch_size)):
         spec = plan.profile.embedding if role == "embedding" else plan.profile.detector
         model, spec = _backbone(spec, num_classes)
-        inputs, calibration = (engines.model_inputs(model, p) for p in (measured, calibration_paths))
+        inputs, calibration = (engines.detector_inputs(model, spec, _train_settings(plan.profile), measured, calibration_paths)
+                               if num_classes else (engines.model_inputs(model, p) for p in (measured, calibration_paths)))
         model = _spread_head(model, calibration) if num_classes else model.eval()
         out[role] = {"model": spec.describe(), "images": len(inputs), "batch_size": batch, "threads": torch.get_num_threads(),
                      "candidates": engines.compare_engines(model, inputs, calibration, batch, candidates, fidelity,
@@ -343,8 +344,7 @@ def _training(plan: BenchPlan, paths, model_only: bool = True) -> dict:
 
 def _saved_detector(profile: Profile, model: torch.nn.Module, spec: BackboneSpec, root: Path) -> Path:
     """The model saved as training saves a detector, so that scoring loads it the way the feed does."""
-    config = {"kind": "detector", "backbone": spec.as_dict(), "settings": asdict(_train_settings(profile))}
-    return artifacts.save_model(root, "detector", model.state_dict(), config)[1]
+    return save_detector(root, model.state_dict(), spec, _train_settings(profile), labels_version="bench")[1]
 
 
 def _scoring(plan: BenchPlan, paths, model_only: bool = True) -> dict:
@@ -379,7 +379,7 @@ def _scoring_engines(plan: BenchPlan, paths, rounds: int = 2) -> dict:
     then includes bf16's."""
     profile, device = plan.profile, pick_device(plan.device)
     model, spec = _backbone(profile.detector, 1)
-    model = _spread_head(model, engines.model_inputs(model, list(paths[:8])))
+    model = _spread_head(model, engines.detector_inputs(model, spec, _train_settings(profile), list(paths[:8]))[0])
     out: dict = {"torch": {"device": str(device)}, "onnx": {"device": "cpu"}}
     with tempfile.TemporaryDirectory() as tmp:
         folder = _saved_detector(profile, model, spec, Path(tmp))

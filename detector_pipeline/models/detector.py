@@ -1,24 +1,17 @@
-"""The detector's preprocessing, saved with every model the way timm keeps `pretrained_cfg`; loading a
-saved version; and the one inference path that training's validation, the evaluation, the gate
-checks and feed scoring share (autocast, channels-last, normalization on the device)."""
+"""The detector's preprocessing, saved with every model the way timm keeps `pretrained_cfg`, and a saved
+version's network loaded back. Scoring images with either is models/scorer.py's, the one inference
+path every caller shares."""
 
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import timm
 import torch
 
-from detector_pipeline.config.device import autocast_dtype, to_device
-from detector_pipeline.data.datasets import ImageFiles, make_loader
 from detector_pipeline.data.images import decode_rgb
 from detector_pipeline.data.jpeg_regions import RegionDecoder
-from detector_pipeline.data.transforms import (
-    BatchNormalize,
-    detector_transform,
-    resized_transform,
-)
+from detector_pipeline.data.transforms import BatchNormalize, detector_transform, resized_transform
+from detector_pipeline.errors import ArtifactError
 from detector_pipeline.models.backbones import BackboneSpec, create_backbone
 from detector_pipeline.registry import artifacts
 
@@ -40,13 +33,12 @@ class Preprocessing:
 
     @classmethod
     def of_config(cls, config: dict) -> "Preprocessing":
-        """A saved model's preprocessing; a model saved before it was recorded: from its settings."""
-        if "preprocessing" in config:
-            saved = config["preprocessing"]
-            return cls(saved["crop_size"], saved["native_crops"], tuple(saved["mean"]), tuple(saved["std"]))
-        settings = config["settings"]
-        return cls.for_backbone(config["backbone"]["architecture"], settings["crop_size"],
-                                settings.get("native_crops", True))
+        """A saved model's preprocessing (config.json, training/saved.detector_config)."""
+        saved = config.get("preprocessing")
+        if saved is None:
+            raise ArtifactError(f"detector {config.get('version')} records no preprocessing in its config.json "
+                                "(saved by an older version of the pipeline): retrain it")
+        return cls(saved["crop_size"], saved["native_crops"], tuple(saved["mean"]), tuple(saved["std"]))
 
     def as_dict(self) -> dict:
         return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
@@ -66,50 +58,10 @@ class Preprocessing:
         return BatchNormalize(self.mean, self.std, device)
 
 
-@dataclass
-class LoadedDetector:
-    model: torch.nn.Module
-    preprocessing: Preprocessing
-    version: str
-    amp: str
-
-
-def load_detector(folder: Path, device: torch.device) -> LoadedDetector:
-    """A saved detector, its files verified against its version id."""
+def load_network(folder: Path) -> tuple[torch.nn.Module, dict]:
+    """A saved detector's network on the CPU, its files verified against its version id, and its
+    config (config.json: the version, the preprocessing, the settings it was trained with)."""
     state, config = artifacts.load_model_files(folder)
     model = create_backbone(BackboneSpec(**{**config["backbone"], "weights": "random"}), num_classes=1)
     model.load_state_dict(state)
-    return LoadedDetector(to_device(model, device).eval(), Preprocessing.of_config(config), config["version"],
-                          config.get("settings", {}).get("amp", "auto"))
-
-
-@torch.inference_mode()
-def probabilities(model: torch.nn.Module, batch: torch.Tensor, normalize: BatchNormalize, device: torch.device,
-                  amp: str = "auto") -> np.ndarray:
-    """P(AI) for one batch of uint8 crops: the inference step every caller goes through."""
-    dtype = autocast_dtype(device, amp)
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        return torch.sigmoid(model(normalize(batch)).float().squeeze(1)).cpu().numpy()
-
-
-class _Then:
-    """A perturbation (PIL -> PIL) before a transform; a class, so loader workers can pickle it."""
-
-    def __init__(self, first: Callable, then: Callable):
-        self.first, self.then = first, then
-
-    def __call__(self, image):
-        return self.then(self.first(image))
-
-
-def predict(model: torch.nn.Module, paths: Sequence[Path], preprocessing: Preprocessing, device: torch.device,
-            amp: str = "auto", perturb: Callable | None = None, batch_size: int = 64, num_workers: int = 0) -> np.ndarray:
-    """P(AI) per image file; `perturb` (PIL -> PIL) is applied to each decoded image first."""
-    transform = preprocessing.transform(train=False)
-    if perturb is not None:
-        transform = _Then(perturb, transform)
-    loader = make_loader(ImageFiles(paths, None, transform), batch_size, num_workers, device)
-    normalize = preprocessing.normalizer(device)
-    model.eval()
-    out = [probabilities(model, x, normalize, device, amp) for x in loader]
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    return model, config

@@ -15,7 +15,7 @@ from detector_pipeline.models.embeddings import EmbeddingSet
 from detector_pipeline.registry.pointer import model_folder
 from detector_pipeline.registry.records import ModelRecord
 from detector_pipeline.tasks.labels import labels_version
-from detector_pipeline.tasks.models import detector_scores, probe_scores_for, train_detector, training_key
+from detector_pipeline.tasks.models import detector_scorer, probe_scores_for, train_detector, training_key
 
 
 def run_ablations(labels: pd.DataFrame, label_stats: LabelStats, embedding_set: EmbeddingSet, probe_model: ModelRecord,
@@ -45,7 +45,7 @@ def run_ablations(labels: pd.DataFrame, label_stats: LabelStats, embedding_set: 
             model = train_detector(labels, data_dir, profile.with_overrides(seed=seed), pos_weight, log=log,
                                    models_subdir="models/ablations", **arm)
             # rounded as recorded, so that the AUC here and the one recomputed from the record agree
-            scores = np.round(detector_scores(model_folder(data_dir, model.folder), image_files(test), profile), 6)
+            scores = np.round(detector_scorer(model_folder(data_dir, model.folder), profile).score(image_files(test)), 6)
             row = {"seed": seed, "test_roc_auc": roc_auc(y, scores), "version": model.version, "training_key": key,
                    "best_val_roc_auc": model.best_val_roc_auc, ablations.SCORES: scores.tolist()}
             ablations.record_run(data_dir, version, variant, row)

@@ -2,7 +2,6 @@
 test split's scores."""
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from detector_pipeline.evaluation.model_card import write_model_card
 from detector_pipeline.evaluation.perturbations import FORMAT_SWAP, ROBUSTNESS
 from detector_pipeline.evaluation.thresholds import threshold_for_precision
 from detector_pipeline.models.embeddings import EmbeddingSet
+from detector_pipeline.models.scorer import DetectorScorer
 from detector_pipeline.registry.pointer import model_folder
 from detector_pipeline.registry.records import ModelRecord
 from detector_pipeline.tasks.labels import labels_version
@@ -38,7 +38,7 @@ class Scored:
     parts: dict[str, pd.DataFrame]
     scores: dict[str, dict[str, np.ndarray]]  # model -> split -> scores
     unavailable: list[dict]
-    score_detector: Callable[..., np.ndarray]  # (paths, perturb=None) -> P(AI)
+    score_detector: DetectorScorer  # .score(paths, perturb=None) -> P(AI)
 
     @property
     def test(self) -> pd.DataFrame:
@@ -59,7 +59,7 @@ def score_splits(labels: pd.DataFrame, embedding_set: EmbeddingSet, probe_model:
     scores = {"probe": {}, "detector": {}}
     for split, part in parts.items():
         scores["probe"][split] = probe_scores_for(probe_model, embedding_set, part["sha256"], data_dir)
-        scores["detector"][split] = score_detector(image_files(part))
+        scores["detector"][split] = score_detector.score(image_files(part))
     unavailable = []
     for baseline in (offtheshelf_result or {}).get("detectors", []):
         if baseline["available"] and offtheshelf_result["test_sha256"] == list(parts["test_all"]["sha256"]):
@@ -135,7 +135,7 @@ def robustness_section(scored: Scored, threshold: float) -> dict:
     robustness = {"model": "detector", "threshold": threshold,
                   "clean": {"roc_auc": roc_auc(y_test, det_test), **{k: v for k, v in clean.items() if k != "confusion"}}}
     for name, perturb in ROBUSTNESS.items():
-        perturbed = scored.score_detector(files, perturb)
+        perturbed = scored.score_detector.score(files, perturb)
         rates = at_threshold(y_test, perturbed, threshold)
         robustness[name] = {"roc_auc": roc_auc(y_test, perturbed), "tpr": rates["recall"],
                             "fpr": rates["false_positive_rate"]}
@@ -149,7 +149,7 @@ def shortcuts_section(scored: Scored, labels: pd.DataFrame, clean_auc: float | N
                       data_dir: Path) -> dict:
     swap = {}
     for name, perturb in FORMAT_SWAP.items():
-        auc = roc_auc(scored.y("test"), scored.score_detector(image_files(scored.test), perturb))
+        auc = roc_auc(scored.y("test"), scored.score_detector.score(image_files(scored.test), perturb))
         drop = None if auc is None or clean_auc is None else clean_auc - auc
         keyed = drop is not None and drop > 0.1
         swap[name] = {"roc_auc": auc, "clean_roc_auc": clean_auc, "drop": drop,

@@ -17,13 +17,14 @@ from detector_pipeline.data.splits import SPLITS, group_column, image_files, row
 from detector_pipeline.evaluation.metrics import ranking_metrics
 from detector_pipeline.models import embeddings, probe
 from detector_pipeline.models.backbones import BackboneSpec
-from detector_pipeline.models.detector import load_detector, predict
 from detector_pipeline.models.embeddings import EmbeddingSet
+from detector_pipeline.models.scorer import DetectorScorer
 from detector_pipeline.registry import artifacts
 from detector_pipeline.registry.pointer import model_folder, relative_folder
 from detector_pipeline.registry.records import ModelRecord
 from detector_pipeline.tasks.labels import labels_version
 from detector_pipeline.training import loop
+from detector_pipeline.training.saved import save_detector
 from detector_pipeline.training.settings import TRAINING_CODE_VERSION, TrainResult, TrainSettings, settings_dict
 
 
@@ -82,13 +83,9 @@ def train_detector(labels: pd.DataFrame, data_dir: Path, profile: Profile, pos_w
         result = loop.train_detector(spec, image_files(train), train["ai_score"].to_numpy(), image_files(val),
                                      val["label"].to_numpy(), settings, pick_device(profile.device),
                                      checkpoint_dir=checkpoint_dir, log=log, restart_copies=copies)
-    config = {"kind": "detector", "backbone": spec.record(), "backbone_description": spec.describe(),
-              "randomly_initialised": spec.is_random, "seed": settings.seed, "settings": settings_dict(settings),
-              "preprocessing": settings.preprocessing(spec.architecture).as_dict(),
-              "labels_version": labels_version(labels), "best_epoch": result.best_epoch,
-              "best_val_roc_auc": result.best_val_roc_auc, "history": result.history,
-              "resumed_from_epoch": result.resumed_from_epoch}
-    return _save(data_dir, models_subdir, result.state, config)
+    version, folder, config = save_detector(data_dir / models_subdir, result.state, spec, settings,
+                                            labels_version(labels), result)
+    return ModelRecord.saved(version, relative_folder(data_dir, folder), config)
 
 
 def _save(data_dir: Path, models_subdir: str, state: dict, config: dict) -> ModelRecord:
@@ -118,17 +115,11 @@ def _train_distributed(spec: BackboneSpec, settings: TrainSettings, train: pd.Da
                        record["resumed_from_epoch"])
 
 
-def detector_scorer(folder: Path, profile: Profile):
-    """A saved detector, loaded (and its file verified) once: `score(paths, perturb=None)` gives P(AI)."""
-    device = pick_device(profile.device)
-    loaded = load_detector(folder, device)
-    return lambda paths, perturb=None: predict(loaded.model, paths, loaded.preprocessing, device, loaded.amp,
-                                               perturb, profile.infer_batch_size, profile.num_workers)
-
-
-def detector_scores(folder: Path, paths: list[Path], profile: Profile, perturb=None) -> np.ndarray:
-    """P(AI) from a saved detector, loaded back through safetensors."""
-    return detector_scorer(folder, profile)(paths, perturb)
+def detector_scorer(folder: Path, profile: Profile) -> DetectorScorer:
+    """A saved detector, loaded (and its files verified) once, scoring with the profile's device,
+    batch size and loader workers."""
+    return DetectorScorer.load(folder, "torch", pick_device(profile.device), profile.infer_batch_size,
+                               profile.num_workers)
 
 
 def probe_scores_for(probe_model: ModelRecord, embedding_set: EmbeddingSet, sha256: pd.Series,

@@ -105,7 +105,7 @@ def evaluate_batch(batch_name: str, batch: pd.DataFrame, promoted: dict, data_di
     except ArtifactError as exc:  # as the gate does: a model that can't score the feed measures nothing
         return _not_measured(batch_name, version, "promoted model unusable", str(exc))
     scores = cached_scores(data_dir / "cache/scores" / f"detector-{version}.parquet", rows["sha256"],
-                           image_files(rows), lambda files: scorer(files, None))
+                           image_files(rows), scorer.score)
     figures = live.batch_figures(rows, scores, threshold, group_column(rows).to_numpy())
     verdict = live.aging_verdict(figures, (card.get("metrics") or {}).get("test") or {}, _test_families(data_dir, card))
     out = data_dir / "production" / batch_name / version

@@ -24,7 +24,7 @@ def validation_scores(labels: pd.DataFrame, folder: Path, profile: Profile, data
     val = rows_in(labels, "val")
     scorer = detector_scorer(folder, profile)
     return cached_scores(data_dir / "cache/scores" / f"detector-{folder.name}.parquet", val["sha256"],
-                         image_files(val), lambda files: scorer(files, None))
+                         image_files(val), scorer.score)
 
 
 def compare_on_validation(labels: pd.DataFrame, candidate: np.ndarray, incumbent: np.ndarray) -> dict:

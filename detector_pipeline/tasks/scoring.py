@@ -1,28 +1,20 @@
 """feed_scores and `detector-pipeline score`: a feed scored with a saved detector, streaming, batched,
 with progress; a parquet of decisions."""
 
-import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from detector_pipeline.config.device import pick_device
-from detector_pipeline.data.images import BadImage, decode_rgb, read_regular_file
-from detector_pipeline.errors import BadInput
 from detector_pipeline.evaluation.thresholds import decide
-from detector_pipeline.export.onnx_export import load_export_of
-from detector_pipeline.models.detector import load_detector, probabilities
+from detector_pipeline.models.scorer import DetectorScorer
 from detector_pipeline.registry import artifacts
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 SCHEMA = pa.schema([("path", pa.string()), ("sha256", pa.string()), ("p_ai", pa.float32()),
                     ("decision", pa.string()), ("model_version", pa.string()), ("error", pa.string())])
-ENGINES = ("torch", "onnx")
 
 
 def iter_inputs(inputs: Iterable[str | Path]) -> Iterator[Path]:
@@ -40,32 +32,15 @@ def iter_inputs(inputs: Iterable[str | Path]) -> Iterator[Path]:
             yield item
 
 
-class DecodedInputs(IterableDataset):
-    """(path, sha256, uint8 tensor or None, error) per input, streamed; with loader workers each takes
-    every n-th input, so nothing holds the whole list."""
+class FeedInputs:
+    """`iter_inputs` of the given inputs, re-iterable: each loader worker lists them for itself, so
+    nothing holds the whole list."""
 
-    def __init__(self, inputs: Iterable[str | Path], transform):
-        self.inputs, self.transform = inputs, transform
+    def __init__(self, inputs: Iterable[str | Path]):
+        self.inputs = list(inputs)
 
-    def __iter__(self):
-        worker = get_worker_info()
-        n, k = (worker.num_workers, worker.id) if worker else (1, 0)
-        for i, path in enumerate(iter_inputs(self.inputs)):
-            if i % n == k:
-                yield self._decode(path)
-
-    def _decode(self, path: Path):
-        """One read: the hash and the pixels come from the same bytes."""
-        try:
-            data = read_regular_file(path)
-            return str(path), hashlib.sha256(data).hexdigest(), self.transform(decode_rgb(data)), None
-        except (BadImage, OSError) as exc:
-            return str(path), None, None, str(exc)
-
-
-def _collate(items: list[tuple]) -> tuple[list[tuple], torch.Tensor | None]:
-    tensors = [x for _, _, x, _ in items if x is not None]
-    return items, torch.stack(tensors) if tensors else None
+    def __iter__(self) -> Iterator[Path]:
+        return iter_inputs(self.inputs)
 
 
 def review_band(promoted: dict) -> float:
@@ -83,39 +58,22 @@ def score_to_parquet(detector_folder: Path, threshold: float, inputs: Iterable[s
     that can't be decoded gets `error` and no score. `engine`: "torch" (the saved weights, on
     `device`) or "onnx" (the version's ONNX export, made by `detector-pipeline export`, in ONNX
     Runtime on the CPU); the same rows either way."""
-    version, transform, score, pin = _scorer(detector_folder, engine, device)
-    loader = DataLoader(DecodedInputs(inputs, transform), batch_size=batch_size,
-                        num_workers=num_workers, collate_fn=_collate, pin_memory=pin)
+    scorer = DetectorScorer.load(detector_folder, engine, device, batch_size, num_workers)
     counts = {"ai": 0, "review": 0, "real": 0, "error": 0}
     started, done = time.time(), 0
     out.parent.mkdir(parents=True, exist_ok=True)
     with artifacts.atomic_path(out) as tmp, pq.ParquetWriter(tmp, SCHEMA) as writer:
-        for items, x in loader:
-            scores = [] if x is None else score(x)
-            made = iter(zip(map(float, scores), decide(scores, threshold, review_band)))
+        for batch in scorer.stream(FeedInputs(inputs)):
+            scores = [row.p_ai for row in batch if row.error is None]
+            made = iter(zip(scores, decide(scores, threshold, review_band)))
             rows = []
-            for path, sha256, tensor, error in items:
-                p, decision = (None, "error") if tensor is None else next(made)
+            for row in batch:
+                p, decision = (None, "error") if row.error is not None else next(made)
                 counts[decision] += 1
-                rows.append({"path": path, "sha256": sha256, "p_ai": p, "decision": decision,
-                             "model_version": version, "error": error})
+                rows.append({"path": row.path, "sha256": row.sha256, "p_ai": p, "decision": decision,
+                             "model_version": scorer.version, "error": row.error})
             writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
-            done += len(items)
+            done += len(batch)
             log(f"scored {done} images ({done / (time.time() - started):.1f} img/s)")
-    return {"images": done, "model_version": version, "engine": engine, "threshold": threshold, **counts,
+    return {"images": done, "model_version": scorer.version, "engine": engine, "threshold": threshold, **counts,
             "output": str(out)}
-
-
-def _scorer(detector_folder: Path, engine: str, device: str) -> tuple[str, Callable, Callable, bool]:
-    """(version, per-image transform, uint8 batch -> P(AI), pin loader memory) for one engine. The
-    ONNX export scores the same uint8 crops: its graph holds the normalization and the sigmoid."""
-    if engine == "onnx":
-        exported = load_export_of(detector_folder)
-        return exported.version, exported.transform, exported.p_ai, False
-    if engine != "torch":
-        raise BadInput(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    dev = pick_device(device)
-    detector = load_detector(detector_folder, dev)
-    normalize = detector.preprocessing.normalizer(dev)
-    return (detector.version, detector.preprocessing.transform(train=False),
-            lambda x: probabilities(detector.model, x, normalize, dev, detector.amp), dev.type == "cuda")

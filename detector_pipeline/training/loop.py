@@ -21,7 +21,7 @@ from detector_pipeline.data.images import decode_rgb
 from detector_pipeline.data.transforms import Repeated
 from detector_pipeline.evaluation.metrics import roc_auc
 from detector_pipeline.models.backbones import BackboneSpec, create_backbone
-from detector_pipeline.models.detector import predict
+from detector_pipeline.models.scorer import DetectorScorer
 from detector_pipeline.training.checkpoints import has_checkpoint, load_checkpoint, save_checkpoint
 from detector_pipeline.training.settings import TrainResult, TrainSettings
 
@@ -114,8 +114,8 @@ def train_detector(
         if not lead:
             continue
         evaluated = model if ema is None else ema.module
-        val_scores = predict(evaluated, val_paths, preprocessing, device, settings.amp,
-                             batch_size=settings.batch_size * 2, num_workers=settings.num_workers)
+        val_scores = DetectorScorer.of_module(evaluated, preprocessing, device, settings.amp, settings.batch_size * 2,
+                                              settings.num_workers).score(val_paths)
         _end_epoch(progress, epoch, evaluated, losses, roc_auc(np.asarray(val_labels), val_scores), t0, log,
                    keep_last=settings.keep == "last")
         if checkpoint_dir is not None:

@@ -14,8 +14,9 @@ from detector_pipeline.cli import main
 from detector_pipeline.errors import ArtifactError
 from detector_pipeline.models.backbones import BackboneSpec, create_backbone
 from detector_pipeline.registry import pointer as registry
-from detector_pipeline.registry.artifacts import save_model, write_json_atomic
-from detector_pipeline.training.settings import TrainSettings, settings_dict
+from detector_pipeline.registry.artifacts import write_json_atomic
+from detector_pipeline.training.saved import save_detector
+from detector_pipeline.training.settings import TrainSettings
 from detector_pipeline_tests.helpers import write_tiny_dataset
 
 
@@ -24,11 +25,10 @@ def save_tiny_detector(data: Path, seed: int = 0, threshold: float = 0.5) -> dic
     without the training: the CLI only reads these files."""
     spec = BackboneSpec("test_convnext", "random")
     torch.manual_seed(seed)
-    settings = TrainSettings(epochs=1, batch_size=4, lr=1e-4, weight_decay=0.05, pos_weight=None, crop_size=64)
-    config = {"kind": "detector", "backbone": spec.record(), "backbone_description": spec.describe(),
-              "randomly_initialised": spec.is_random, "settings": settings_dict(settings),
-              "labels_version": "0" * 16, "seed": seed}
-    version, folder = save_model(data / "models", "detector", create_backbone(spec, 1).state_dict(), config)
+    settings = TrainSettings(epochs=1, batch_size=4, lr=1e-4, weight_decay=0.05, pos_weight=None, crop_size=64,
+                             seed=seed)
+    version, folder, config = save_detector(data / "models", create_backbone(spec, 1).state_dict(), spec, settings,
+                                            labels_version="0" * 16)
     write_json_atomic(folder / "model_card.json", {**config, "version": version, "metrics": {},
                                                    "operating_point": {"threshold": threshold}})
     return {"version": version, "folder": registry.relative_folder(data, folder), "threshold": threshold}

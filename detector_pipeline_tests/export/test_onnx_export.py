@@ -19,15 +19,17 @@ from PIL import Image
 
 from detector_pipeline.cli import main
 from detector_pipeline.data.images import open_rgb
+from detector_pipeline.errors import ArtifactError
 from detector_pipeline.export import onnx_export
-from detector_pipeline.export.onnx_export import export_dir_for, export_onnx, load_onnx_detector
+from detector_pipeline.export.onnx_export import export_dir_for, export_onnx, load_onnx_engine
 from detector_pipeline.models.backbones import BackboneSpec, create_backbone
 from detector_pipeline.models.detector import Preprocessing
 from detector_pipeline.models.offline_weights import MOBILENET_V2
+from detector_pipeline.models.scorer import DetectorScorer
 from detector_pipeline.registry import pointer as registry
-from detector_pipeline.registry.artifacts import save_model
 from detector_pipeline.tasks.scoring import score_to_parquet
-from detector_pipeline.training.settings import TrainSettings, settings_dict
+from detector_pipeline.training.saved import save_detector
+from detector_pipeline.training.settings import TrainSettings
 from detector_pipeline_tests.helpers import PROJECT_ROOT, write_tiny_dataset
 
 DEMO_IMAGES = sorted((PROJECT_ROOT / "data" / "demo" / "images").glob("*.jpg"))
@@ -62,10 +64,8 @@ def mobilenet_detector(tmp_path_factory) -> Path:
     settings = TrainSettings(epochs=1, batch_size=16, lr=1e-4, weight_decay=0.05, pos_weight=None, amp="fp32")
     preprocessing = settings.preprocessing(spec.architecture)
     model = _spread_head(create_backbone(spec, num_classes=1), preprocessing)
-    config = {"kind": "detector", "backbone": spec.record(), "backbone_description": spec.describe(),
-              "randomly_initialised": False, "settings": settings_dict(settings),
-              "preprocessing": preprocessing.as_dict(), "labels_version": "0" * 16, "seed": 0}
-    return save_model(tmp_path_factory.mktemp("data") / "models", "detector", model.state_dict(), config)[1]
+    return save_detector(tmp_path_factory.mktemp("data") / "models", model.state_dict(), spec, settings,
+                         labels_version="0" * 16)[1]
 
 
 @pytest.fixture(scope="module")
@@ -85,17 +85,21 @@ def test_the_export_matches_pytorch_on_64_demo_images_and_records_its_recipe(mob
     assert recipe["version"] == exported["version"] == mobilenet_detector.name
     assert (recipe["crop_size"], recipe["native_crops"]) == (224, True)
     assert recipe["mean"] == list(expected.mean) and recipe["std"] == list(expected.std)
-    assert recipe["input"]["name"] == "pixels" and recipe["input"]["layout"] == "uint8 NCHW RGB, 0-255"
-    assert recipe["output"]["name"] == "p_ai" and recipe["threshold"] == 0.5 and recipe["opset"] == 17
+    # the graph is the network alone: the normalized crop in, the logit out (models/scorer.py does the rest)
+    assert recipe["input"]["name"] == "x" and recipe["input"]["dtype"] == "float32" and "std" in recipe["input"]["layout"]
+    assert recipe["output"]["name"] == "logit" and "1 / (1 + exp(-logit))" in recipe["output"]["meaning"]
+    assert recipe["threshold"] == 0.5 and recipe["opset"] == 17
     assert "bicubic" in recipe["resize"] and "native resolution" in recipe["resize"]
     assert set(recipe["exported_with"]) == {"torch", "onnx", "onnxruntime"}
     assert recipe["parity"]["passed"] and recipe["parity"]["n_parity_images"] == exported["n_parity_images"]
     assert recipe["onnx_sha256"] == hashlib.sha256(Path(exported["onnx"]).read_bytes()).hexdigest()
 
-    detector = load_onnx_detector(folder)  # the graph alone: uint8 crops in, P(AI) [N] out
-    crops = torch.stack([detector.transform(open_rgb(p)) for p in PARITY_IMAGES[:16]])
-    p = detector.p_ai(crops)
-    assert p.shape == (16,) and p.dtype == np.float32
+    engine = load_onnx_engine(folder)  # the graph alone: normalized crops in, logits [N, 1] out
+    preprocessing = Preprocessing.of_config(json.loads((mobilenet_detector / "config.json").read_text()))
+    crops = torch.stack([preprocessing.transform(train=False)(open_rgb(p)) for p in PARITY_IMAGES[:16]])
+    logits = engine(preprocessing.normalizer(torch.device("cpu"))(crops))
+    assert logits.shape == (16, 1) and logits.dtype == torch.float32
+    p = torch.sigmoid(logits).numpy().ravel()
     assert p.std() > 0.05 and ((p > 0.05) & (p < 0.95)).sum() >= 8  # spread, not saturated: the parity means something
 
 
@@ -127,9 +131,8 @@ def _tiny_detector(data: Path) -> str:
     spec = BackboneSpec("test_convnext", "random")
     torch.manual_seed(0)
     settings = TrainSettings(epochs=1, batch_size=4, lr=1e-4, weight_decay=0.05, pos_weight=None, crop_size=64)
-    config = {"kind": "detector", "backbone": spec.record(), "backbone_description": spec.describe(),
-              "randomly_initialised": True, "settings": settings_dict(settings), "labels_version": "0" * 16}
-    version, folder = save_model(data / "models", "detector", create_backbone(spec, 1).state_dict(), config)
+    version, folder, _ = save_detector(data / "models", create_backbone(spec, 1).state_dict(), spec, settings,
+                                       labels_version="0" * 16)
     registry.promote(data, {"version": version, "folder": registry.relative_folder(data, folder), "threshold": 0.5})
     return version
 
@@ -194,6 +197,20 @@ def test_an_export_that_fails_parity_is_exit_3_and_never_scores(cli_data, tmp_pa
     images = cli_data.parent / "labelled" / "img"
     assert main(["score", str(images), "--out", str(tmp_path / "s.parquet"), "--engine", "onnx"]) == 3
     _one_line_error(capsys.readouterr().err, "failed its parity check", "--engine torch")
+
+
+def test_an_export_of_the_earlier_layout_is_refused_with_how_to_redo_it(tmp_path):
+    """An export whose graph took uint8 crops and gave P(AI) would be fed normalized crops: refused."""
+    data = tmp_path / "data"
+    folder = data / "models" / "detector" / _tiny_detector(data)
+    images = sorted((write_tiny_dataset(tmp_path / "feed", n=4).parent / "img").glob("*.png"))
+    assert export_onnx(folder, export_dir_for(folder), images)["passed"]
+    assert DetectorScorer.load(folder, "onnx").version == folder.name
+    recipe_file = export_dir_for(folder) / "preprocessing.json"
+    recipe = json.loads(recipe_file.read_text())
+    recipe_file.write_text(json.dumps({**recipe, "input": {**recipe["input"], "name": "pixels", "dtype": "uint8"}}))
+    with pytest.raises(ArtifactError, match="'pixels'.*detector-pipeline export .* --format onnx"):
+        DetectorScorer.load(folder, "onnx")
 
 
 @pytest.mark.slow  # the bench's export and timed scoring rounds

@@ -12,11 +12,11 @@ from detector_pipeline.config.device import cpu_runs_bf16_natively
 from detector_pipeline.config.profiles import VIT_B_FEATURE_BLOCKS, get_profile
 from detector_pipeline.data.splits import image_files, rows_in
 from detector_pipeline.export.onnx_export import export_dir_for, export_onnx
-from detector_pipeline.models.detector import load_detector
 from detector_pipeline.models.embeddings import embed_with_cache
+from detector_pipeline.models.scorer import DetectorScorer
 from detector_pipeline.registry.pointer import model_folder
 from detector_pipeline.tasks.labels import prepare_labels
-from detector_pipeline.tasks.models import detector_scores, fit_probe, probe_scores_for, train_detector
+from detector_pipeline.tasks.models import detector_scorer, fit_probe, probe_scores_for, train_detector
 from detector_pipeline_tests.helpers import write_tiny_dataset
 
 pytestmark = pytest.mark.slow  # ViT-B/14 embeddings and a ConvNeXt-Tiny training step on the CPU
@@ -51,9 +51,9 @@ def test_full_profile_embeds_probes_trains_in_bf16_reloads_scores_and_exports(tm
     assert np.isfinite(detector.history[0]["train_loss"])
     folder = model_folder(data, detector.folder)
 
-    reloaded = load_detector(folder, torch.device("cpu"))  # files verified against the version
+    reloaded = DetectorScorer.load(folder, "torch", torch.device("cpu"))  # files verified against the version
     assert reloaded.version == detector.version and reloaded.preprocessing.crop_size == 224
-    scores = detector_scores(folder, image_files(labels), profile)
+    scores = detector_scorer(folder, profile).score(image_files(labels))
     assert scores.shape == (len(labels),) and np.all(np.isfinite(scores))
     assert np.all((scores >= 0) & (scores <= 1))
 

@@ -11,7 +11,7 @@ import torch
 from detector_pipeline.data.batches import BASE_BATCH
 from detector_pipeline.data.transforms import NativeCrop
 from detector_pipeline.defs.assets import ASSETS
-from detector_pipeline.models.detector import load_detector
+from detector_pipeline.models.scorer import DetectorScorer
 from detector_pipeline.training import loop
 
 
@@ -46,5 +46,5 @@ def test_pos_weight_reaches_the_loss_and_the_crop_settings_reach_scoring(tiny_se
     saved = json.loads((folder / "config.json").read_text())["preprocessing"]
     assert saved["crop_size"] == tiny_settings.resolved_profile().crop_size == 64
     assert saved["native_crops"] is native_crops
-    transform = load_detector(folder, torch.device("cpu")).preprocessing.transform(train=False)
+    transform = DetectorScorer.load(folder, "torch", torch.device("cpu")).preprocessing.transform(train=False)
     assert isinstance(transform.transforms[0], NativeCrop) is native_crops

@@ -4,9 +4,9 @@ import pandas as pd
 import torch
 
 from detector_pipeline.models.backbones import BackboneSpec, create_backbone
-from detector_pipeline.registry.artifacts import save_model
 from detector_pipeline.tasks.scoring import iter_inputs, score_to_parquet
-from detector_pipeline.training.settings import TrainSettings, settings_dict
+from detector_pipeline.training.saved import save_detector
+from detector_pipeline.training.settings import TrainSettings
 from detector_pipeline_tests.helpers import write_tiny_dataset
 
 
@@ -15,9 +15,7 @@ def _saved_detector(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     model = create_backbone(spec, num_classes=1)
     settings = TrainSettings(epochs=1, batch_size=4, lr=1e-4, weight_decay=0.05, pos_weight=None, crop_size=64)
-    _, folder = save_model(tmp_path / "models", "detector", model.state_dict(),
-                           {"backbone": spec.as_dict(), "settings": settings_dict(settings)})
-    return folder
+    return save_detector(tmp_path / "models", model.state_dict(), spec, settings, labels_version="0" * 16)[1]
 
 
 def test_scoring_a_folder_writes_one_row_per_image(tmp_path):
