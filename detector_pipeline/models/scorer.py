@@ -58,6 +58,9 @@ class ScoredImage(NamedTuple):
 
 
 class DetectorScorer:
+    """A network behind an engine, the preprocessing saved with it, and how to run the loop (device,
+    batch size, loader workers). `version`: the saved version's id; None for a network in memory."""
+
     def __init__(self, engine: Engine, preprocessing: Preprocessing, device: torch.device, version: str | None = None,
                  batch_size: int = 64, num_workers: int = 0):
         self.engine, self.preprocessing, self.device, self.version = engine, preprocessing, device, version
@@ -98,39 +101,43 @@ class DetectorScorer:
     def stream(self, images: Iterable[Image], perturb: Callable | None = None) -> Iterator[list[ScoredImage]]:
         """P(AI) as a list of rows per batch, in the order of `images`; an image that can't be used is
         a row with its error. `perturb` (PIL -> PIL) is applied to each decoded image first."""
-        for items, x in self._batches(images, perturb):
+        for rows, x in self._batches(images, perturb):
             scores = iter(() if x is None else self.p_ai(x).tolist())
-            yield [ScoredImage(i, path, sha256, None if error is not None else next(scores), error)
-                   for i, path, sha256, error in items]
+            yield [row if row.error is not None else row._replace(p_ai=next(scores)) for row in rows]
 
     def score(self, images: Sequence[Image], perturb: Callable | None = None) -> np.ndarray:
         """P(AI) per image, float32, in order; BadImage for an image that can't be used."""
         out = np.zeros(len(images), np.float32)
         for rows in self.stream(images, perturb):
-            for row in rows:
-                if row.error is not None:
-                    raise BadImage(f"{row.path or f'image {row.index}'}: {row.error}")
+            for row in _usable(rows):
                 out[row.index] = row.p_ai
         return out
 
     def model_inputs(self, images: Sequence[Image]) -> torch.Tensor:
         """The normalized batch the engine sees for these images, all at once (the bench times engines on it)."""
         batches = []
-        for items, x in self._batches(images):
-            bad = next((item for item in items if item[3] is not None), None)
-            if bad is not None:
-                raise BadImage(f"{bad[1] or f'image {bad[0]}'}: {bad[3]}")
+        for rows, x in self._batches(images):
+            _usable(rows)
             batches.append(self.normalize(x).contiguous())
         return torch.cat(batches)
 
-    def _batches(self, images: Iterable[Image], perturb: Callable | None = None) -> Iterator[tuple[list, torch.Tensor]]:
-        """The one loop that decodes and batches: per batch, (index, path, sha256, error) per image and
-        the uint8 crops of those without an error (None if none). `images` is read lazily, once per
-        loader worker: give a re-iterable, such as a list."""
+    def _batches(self, images: Iterable[Image], perturb: Callable | None = None,
+                 ) -> Iterator[tuple[list[ScoredImage], torch.Tensor | None]]:
+        """The one loop that decodes and batches: per batch, a row per image (not scored yet) and the
+        uint8 crops of those without an error (None if none). `images` is read lazily, once per loader
+        worker: give a re-iterable, such as a list."""
         transform = self.preprocessing.transform(train=False)
         dataset = _Decoded(images, transform if perturb is None else _Then(perturb, transform), self.batch_size)
         yield from DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=_collate,
                               pin_memory=self.device.type == "cuda")
+
+
+def _usable(rows: list[ScoredImage]) -> list[ScoredImage]:
+    """The rows, if every image could be used; else BadImage naming the first that could not."""
+    bad = next((row for row in rows if row.error is not None), None)
+    if bad is not None:
+        raise BadImage(f"{bad.path or f'image {bad.index}'}: {bad.error}")
+    return rows
 
 
 def _read(image: Image) -> bytes:
@@ -138,7 +145,7 @@ def _read(image: Image) -> bytes:
 
 
 class _Decoded(IterableDataset):
-    """(index, path, sha256, error) and a uint8 crop (None when unusable) per image, streamed. With
+    """A row (not scored yet) and a uint8 crop (None when unusable) per image, streamed. With
     loader workers, worker k takes the k-th of every n consecutive batches: the loader, which takes
     batches from its workers in turn, then yields them in input order and with the same images in
     each as without workers."""
@@ -158,14 +165,14 @@ class _Decoded(IterableDataset):
         path = None if isinstance(image, bytes) else str(image)
         try:
             data = _read(image)
-            return (i, path, hashlib.sha256(data).hexdigest(), None), self.transform(decode_rgb(data))
+            return ScoredImage(i, path, hashlib.sha256(data).hexdigest(), None, None), self.transform(decode_rgb(data))
         except (BadImage, OSError) as exc:
-            return (i, path, None, str(exc)), None
+            return ScoredImage(i, path, None, None, str(exc)), None
 
 
-def _collate(decoded: list[tuple]) -> tuple[list[tuple], torch.Tensor | None]:
+def _collate(decoded: list[tuple]) -> tuple[list[ScoredImage], torch.Tensor | None]:
     crops = [x for _, x in decoded if x is not None]
-    return [item for item, _ in decoded], torch.stack(crops) if crops else None
+    return [row for row, _ in decoded], torch.stack(crops) if crops else None
 
 
 class _Then:
