@@ -139,8 +139,10 @@ def test_materialize_the_chain_from_the_ui(dagster_ui):
         _figures_read_well(page)
         page.goto(f"{url}/assets/detector", wait_until="domcontentloaded")
         expect(page.get_by_text("best_val_roc_auc").first).to_be_visible(timeout=60_000)
-        expect(page.get_by_role("img", name="training history").first).to_be_visible(timeout=30_000)
         _figures_read_well(page)
+        history = page.get_by_role("row", name=re.compile(r"^history "))
+        history.get_by_text("[Show Markdown]").click()  # markdown metadata opens in a dialog
+        expect(page.get_by_role("dialog").get_by_role("img", name="training history")).to_be_visible(timeout=30_000)
         browser.close()
     runs = _wait_for_runs_to_end(home)
     assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * len(runs)

@@ -70,5 +70,6 @@ def detector(context: dg.AssetExecutionContext, config: DetectorConfig, settings
         "folder": dg.MetadataValue.path(result.folder),
         "model_card": dg.MetadataValue.path(str(Path(result.folder) / "model_card.md")),  # in the data folder
         "parent_version": card["parent_version"] or "none",
-        "label_batches": md.mapping({b["batch"]: b["data_version"] for b in card["batches"]}, "batch", "data version"),
+        # read back by lineage and the nightly schedule: JSON, not a table
+        "label_batches": dg.MetadataValue.json({b["batch"]: b["data_version"] for b in card["batches"]}),
     })
