@@ -65,6 +65,15 @@ def decode_stage(photos: list[Path], repeats: int = 30, exactness_crops: int = 2
         torch.set_num_threads(threads)
 
 
+def too_small(photos: list[Path]) -> list[Path]:
+    """The photographs with a side shorter than a crop: the decode stage can't cut a native crop from them."""
+    def smaller_side(photo: Path) -> int:
+        with Image.open(photo) as image:
+            return min(image.size)
+
+    return [p for p in photos if smaller_side(p) < CROP]
+
+
 def _pixels(photo: Path) -> int:
     with Image.open(photo) as image:
         return image.width * image.height

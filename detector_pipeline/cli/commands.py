@@ -193,12 +193,15 @@ def bench(args) -> int:
     log = (lambda _: None) if args.json else (lambda line: print(line, file=sys.stderr))
     photos = ()
     if args.decode:
-        from detector_pipeline.bench.decode import photo_files
+        from detector_pipeline.bench.decode import CROP, photo_files, too_small
 
         photos = (tuple(sorted(Path(args.photos).glob("*.jp*g"))) if args.photos else
                   tuple(photo_files(PROJECT_ROOT / "data/cache/bench-photos")))
         if not photos:
             raise BadInput(f"no JPEG photographs (*.jpg, *.jpeg) in {args.photos}: give a folder that has some")
+        if args.photos and (small := too_small(list(photos))):
+            raise BadInput(f"{small[0]} is smaller than a {CROP} px crop on one side ({len(small)} such photograph(s) "
+                           f"in {args.photos}): give photographs at least {CROP} px on each side")
     plan = BenchPlan(profile, paths, device=args.device, memory_images=args.memory_images,
                      probe_labels=labels if args.probe_fidelity else None, probe_images_root=root,
                      decode_photos=photos)

@@ -24,3 +24,10 @@ def test_photo_files_are_the_debian_rows_of_the_photo_list(tmp_path, monkeypatch
 
     assert sorted(files) == sorted(root / r["path"].lstrip("/") for r in present)
     assert all(isinstance(f, Path) and f.is_file() for f in files)
+
+
+def test_photographs_smaller_than_a_crop_are_named(tmp_path):
+    small, large = tmp_path / "small.jpg", tmp_path / "large.jpg"
+    Image.new("RGB", (decode.CROP - 1, 600)).save(small)
+    Image.new("RGB", (600, decode.CROP)).save(large)
+    assert decode.too_small([small, large]) == [small]

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from PIL import Image
 import pytest
 
 from detector_pipeline_tests.helpers import PROJECT_ROOT, write_tiny_dataset
@@ -95,7 +96,8 @@ def _the_other_readme_commands(clone: Path, env: dict, version: str, image: Path
     photos = tmp_path / "photos"
     photos.mkdir()
     for jpeg in sorted((clone / "data" / "demo" / "images").glob("*.jpg"))[:2]:
-        shutil.copy(jpeg, photos)
+        with Image.open(jpeg) as image:  # a phone photograph's size: a crop is a sliver of it
+            image.convert("RGB").resize((1600, 1200)).save(photos / jpeg.name, quality=90)
     labels = write_tiny_dataset(tmp_path / "bench_set", n=24)
     bench_env = {**env, "DETECTOR_LABELS": str(labels)}
     toy = ["--profile", "tiny", "--images", "8", "--memory-images", "4", "--photos", str(photos),
