@@ -113,6 +113,18 @@ def test_bad_arguments_and_unknown_versions_have_their_codes(data, images, tmp_p
     _one_line_error(capsys, 2, "nope.parquet")
 
 
+def test_bench_photographs_smaller_than_a_crop_are_one_line(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    monkeypatch.setenv("DETECTOR_LABELS", str(write_tiny_dataset(tmp_path / "set", n=8)))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (200, 150)).save(photos / "thumb.jpg")
+    assert main(["bench", "--profile", "tiny", "--decode", "--photos", str(photos), "--out", str(tmp_path / "b.json")]) == 2
+    _one_line_error(capsys, 2, "thumb.jpg", "224 px")
+    assert not (tmp_path / "b.json").exists()
+
+
 def test_a_dagster_home_that_is_not_a_folder_is_bad_input(data, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "no-such-folder"))
     assert main(["lineage", "0123456789abcdef"]) == 2
