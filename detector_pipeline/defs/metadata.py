@@ -32,9 +32,11 @@ def figure(name: str, value: float | None, ci95: Sequence[float] | None, why_mis
             f"{name}_95ci": interval(ci95, why_missing if value is None else "no interval (too few source groups)")}
 
 
-def table(rows: Sequence[Mapping] | pd.DataFrame, digits: int = DIGITS) -> dg.MetadataValue:
-    """Rows as a markdown table: floats rounded, intervals as text, nothing as an empty cell."""
+def table(rows: Sequence[Mapping] | pd.DataFrame, digits: int = DIGITS, limit: int | None = None) -> dg.MetadataValue:
+    """Rows (the first `limit` of them) as a markdown table: floats rounded, intervals as text, nothing
+    as an empty cell."""
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    frame = frame.head(limit) if limit is not None else frame
     if frame.empty:
         return dg.MetadataValue.md("_none_")
     shown = frame.apply(lambda column: column.map(lambda v: _cell(v, digits)))

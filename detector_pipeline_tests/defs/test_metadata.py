@@ -33,3 +33,9 @@ def test_a_training_history_is_a_plot():
     shown = md.history_plot(history)
     assert shown.value.startswith("![training history](data:image/png;base64,")
     assert md.history_plot([]) == dg.MetadataValue.text("n/a: no epoch finished")
+
+
+def test_a_table_shows_its_first_rows_only_when_asked():
+    rows = [{"reason": f"missing file {i}"} for i in range(5)]
+    assert md.table(rows, limit=2).value.count("missing file") == 2
+    assert md.table(rows).value.count("missing file") == 5

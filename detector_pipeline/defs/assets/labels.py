@@ -15,11 +15,6 @@ from detector_pipeline.evaluation.model_card import batches_summary
 from detector_pipeline.tasks import labels
 
 
-def table_metadata(frame: pd.DataFrame, limit: int = 50) -> dg.MetadataValue:
-    shown = frame.head(limit).astype(str)
-    return dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "_none_")
-
-
 def _splits(table: pd.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.json({k: int(v) for k, v in table["split"].value_counts().items()})
 
@@ -41,7 +36,7 @@ def teacher_labels(context: dg.AssetExecutionContext, config: SplitConfig, setti
         "accepted": len(table),
         "quarantined": len(quarantined),
         "quarantine_reasons": dg.MetadataValue.json(quarantined["reason"].value_counts().to_dict()),
-        "quarantine": table_metadata(quarantined),
+        "quarantine": md.table(quarantined, limit=50),
         "quarantine_file": dg.MetadataValue.path(str(quarantine_file)),
         "splits": _splits(table),
         "labels_path": dg.MetadataValue.path(str(location.labels_path)),

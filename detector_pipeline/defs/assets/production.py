@@ -102,13 +102,13 @@ def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig, s
         return dg.Output({"batch": context.partition_key, "rows": 0, "why": batch_evaluation["why"]},
                          metadata={"rows": 0, "why": batch_evaluation["why"]})
     queue = production.review_queue(batch_evaluation, settings.data, config.k)
-    shown = queue["queue"][[c for c in QUEUE_COLUMNS if c in queue["queue"].columns]].round(3)
+    shown = queue["queue"][[c for c in QUEUE_COLUMNS if c in queue["queue"].columns]].copy()
     shown["file"] = [f"[{f.rsplit('/', 1)[-1]}](file://{settings.data.resolve() / f})" for f in shown["file"]]
     return dg.Output({k: v for k, v in queue.items() if k not in ("queue", "sheet_png")}, metadata={
         "rows": queue["rows"], "model_version": queue["model_version"],
         "kinds": dg.MetadataValue.json(queue["queue"]["kind"].value_counts().to_dict()),
         "contact_sheet": dg.MetadataValue.md(plots.markdown_image(queue["sheet_png"], "review queue")),
-        "queue": dg.MetadataValue.md(shown.to_markdown(index=False)),
+        "queue": md.table(shown),
         "queue_file": dg.MetadataValue.path(queue["queue_file"])})
 
 
