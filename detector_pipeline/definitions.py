@@ -20,7 +20,7 @@ from detector_pipeline.defs.jobs import (
     score_feed_job,
     validate_batch_job,
 )
-from detector_pipeline.defs.resources import PipelineSettings
+from detector_pipeline.defs.resources import PipelineSettings, pipeline_resources
 from detector_pipeline.defs.schedules import nightly_retrain
 from detector_pipeline.defs.sensors import new_label_batches
 
@@ -45,7 +45,7 @@ def build_defs(environment: Environment) -> dg.Definitions:
         jobs=[validate_batch_job, retrain_on_batch_job, retrain_job, score_feed_job, ablations_job, report_job],
         sensors=[new_label_batches],
         schedules=[nightly_retrain(environment.retrain_cron)],
-        resources={"settings": PipelineSettings.of(environment)},
+        resources=pipeline_resources(PipelineSettings.of(environment)),
         executor=executor(environment.executor),
     )
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from detector_pipeline.data.batches import BASE_BATCH
 from detector_pipeline.defs.assets import ASSETS, CHECKS, TRAINING_ASSETS
-from detector_pipeline.defs.resources import PipelineSettings
+from detector_pipeline.defs.resources import PipelineSettings, pipeline_resources
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def materialize_base(settings: PipelineSettings, instance: dg.DagsterInstance, *
     if not instance.has_dynamic_partition("label_batches", BASE_BATCH):
         instance.add_dynamic_partitions("label_batches", [BASE_BATCH])
     return dg.materialize([*ASSETS, *CHECKS], selection=[a.key for a in TRAINING_ASSETS], partition_key=BASE_BATCH,
-                          resources={"settings": settings}, instance=instance, **kwargs)
+                          resources=pipeline_resources(settings), instance=instance, **kwargs)
 
 
 def trained_on(settings: PipelineSettings, tmp_path: Path):

@@ -45,11 +45,10 @@ from detector_pipeline.models.backbones import data_config
 from detector_pipeline.models.calibration import calibration_file
 from detector_pipeline.models.embeddings import (
     add_to_cache,
-    cache_file,
+    cache_of,
     embed_files,
     embed_with_cache,
     frozen_features,
-    read_cache,
 )
 from detector_pipeline.tasks.scoring import score_to_parquet
 from detector_pipeline.training.loop import init_binary_head, train_step
@@ -239,12 +238,13 @@ def _incremental_embedding(plan: BenchPlan, paths) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
         full, _ = embed(Path(tmp) / "full")
-        cached = read_cache(cache_file(spec, Path(tmp) / "full")).iloc[: len(images) - n_new]
+        kept = list(images["sha256"][: len(images) - n_new])
+        cached = cache_of(spec, Path(tmp) / "full").get(kept)
         calibration = calibration_file(spec, Path(tmp) / "full")
         if calibration.exists():  # the int8 engine's cache belongs to its calibration: both go along
             (Path(tmp) / "incremental").mkdir()
             shutil.copy(calibration, Path(tmp) / "incremental" / calibration.name)
-        add_to_cache(spec, Path(tmp) / "incremental", cached["sha256"], np.stack(cached["embedding"].to_numpy()))
+        add_to_cache(spec, Path(tmp) / "incremental", kept, cached)
         incremental, result = embed(Path(tmp) / "incremental")
     return {"images": len(images), "new_images": n_new, "computed": result.computed,
             "full_seconds": round(full, 2), "incremental_seconds": round(incremental, 2),

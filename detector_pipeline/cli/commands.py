@@ -70,7 +70,7 @@ def score(args) -> int:
     from detector_pipeline.tasks.scoring import review_band, score_to_parquet
 
     promoted, folder = promoted_model(data_dir())
-    threshold = args.threshold if args.threshold is not None else promoted["threshold"]
+    threshold = args.threshold if args.threshold is not None else promoted.threshold
     if not 0.0 <= threshold <= 1.0:
         raise BadInput(f"--threshold {threshold} is outside [0, 1]")
     log = (lambda m: print(m, file=sys.stderr)) if not args.quiet else (lambda m: None)
@@ -85,6 +85,7 @@ def export(args) -> int:
     `score --engine onnx` looks), checked against PyTorch; exit 3 when the check fails."""
     from detector_pipeline.export.onnx_export import TOLERANCE, export_dir_for, export_onnx
     from detector_pipeline.registry import pointer as registry
+    from detector_pipeline.registry.reports import latest_report_of
     from detector_pipeline.tasks.production import parity_images
 
     if args.parity_images < 1:
@@ -93,7 +94,9 @@ def export(args) -> int:
     record, _ = registry.detector_record(data, args.version)
     folder = registry.model_folder(data, record.folder)
     out = Path(args.out) if args.out else export_dir_for(folder)
-    images = parity_images(folder, data, args.parity_images) or _parity_images(args.parity_images)
+    report = latest_report_of(data, args.version)
+    images = (parity_images(data, report["report_id"] if report else None, args.parity_images)
+              or _parity_images(args.parity_images))
     result = export_onnx(folder, out, images, _promoted_threshold(data, args.version))
     print(f"onnx: {result['onnx']}\npreprocessing: {result['preprocessing']}")
     tolerance = f"{TOLERANCE:.0e}".replace("e-0", "e-")  # 1e-4
@@ -141,24 +144,28 @@ def _promoted_threshold(data: Path, version: str) -> float | None:
 def promote(args) -> int:
     """Through the gate's comparison with the promoted model on the current validation split (the
     training_labels in the Dagster instance), or --force with a reason that the history keeps."""
-    from detector_pipeline.cli.runs import check_against_promoted
+    from detector_pipeline.cli.runs import check_against_promoted, record_promotion
     from detector_pipeline.registry import pointer as registry
     from detector_pipeline.registry.artifacts import load_model_files
+    from detector_pipeline.registry.records import PromotedModel
+    from detector_pipeline.registry.reports import latest_report_of
 
     data = data_dir()
-    candidate, card = registry.detector_record(data, args.version)
-    threshold = (card.get("operating_point") or {}).get("threshold")
-    if threshold is None:
+    candidate, _ = registry.detector_record(data, args.version)
+    # The threshold comes from where the promoted_detector asset takes it: the version's evaluation report.
+    report = latest_report_of(data, args.version)
+    if report is None:
         raise ArtifactError(f"detector {args.version} has no evaluation report yet, so no operating threshold: "
                             "materialize evaluation_report for it first (job `report`)")
     load_model_files(registry.model_folder(data, candidate.folder))  # verified: a changed file is never promoted
     if args.force is None:
         verdict = check_against_promoted(data, candidate)
-        print(f"gate: {verdict['why']}")
-    record = registry.promote(data, {
-        "version": args.version, "folder": candidate.folder, "threshold": threshold,
-        "operating_point": card["operating_point"], "report": card.get("report"),
-        "run_id": None, "promoted_by": "detector-pipeline promote"}, forced=args.force)
+        print(f"gate: {verdict.why}")
+    promoted = PromotedModel(version=args.version, folder=candidate.folder, threshold=report["operating_point"]["threshold"],
+                             operating_point=report["operating_point"], report_id=report["report_id"],
+                             promoted_by="detector-pipeline promote")
+    record = registry.promote(data, promoted.record(), forced=args.force)
+    record_promotion(record)
     print(f"promoted detector: {record['version']} (previous: {record['previous_version'] or 'none'}"
           f"{', forced: ' + args.force if args.force is not None else ''})")
     return 0

@@ -6,10 +6,14 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detector_pipeline.cli.paths import data_dir
 from detector_pipeline.config.environment import read_environment
 from detector_pipeline.errors import ArtifactError, BadInput, PromotionRefused
+
+if TYPE_CHECKING:
+    from detector_pipeline.tasks.promotion import GateDecision
 
 
 def dagster_instance():
@@ -162,7 +166,19 @@ def lineage(args) -> int:
     return 0
 
 
-def check_against_promoted(data: Path, candidate) -> dict:
+def record_promotion(record: dict) -> None:
+    """A promotion made outside a run, as an event of promoted_detector in the Dagster instance: the UI
+    and the assets that load the pointer see the same model."""
+    import dagster as dg
+
+    dagster_instance().report_runless_asset_event(dg.AssetMaterialization(
+        asset_key="promoted_detector", description="promoted by `detector-pipeline promote`",
+        metadata={"version": record["version"], "threshold": record["threshold"], "report": record["report_id"] or "none",
+                  "previous_version": record["previous_version"] or "none",
+                  **({"forced": record["forced"]} if record.get("forced") is not None else {})}))
+
+
+def check_against_promoted(data: Path, candidate) -> "GateDecision":
     """The gate's comparison with the promoted model, outside a run, on the validation split of the
     instance's latest training_labels; PromotionRefused when the candidate is worse."""
     import dagster as dg
@@ -184,7 +200,7 @@ def check_against_promoted(data: Path, candidate) -> dict:
     finally:
         quiet.level = level
     verdict = compare_with_promoted(labels, candidate, PipelineSettings.of(read_environment()).resolved_profile(), data)
-    if not verdict["passed"]:
-        raise PromotionRefused(f"detector {candidate.version} refused: {verdict['why']} "
-                               f"(difference {verdict['difference']:+.3f}); promote with --force REASON to override")
+    if not verdict.passed:
+        raise PromotionRefused(f"detector {candidate.version} refused: {verdict.why} "
+                               f"(difference {verdict.difference:+.3f}); promote with --force REASON to override")
     return verdict

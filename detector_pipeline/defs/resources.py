@@ -1,4 +1,5 @@
-"""Where the data is and which profile runs, as a Dagster resource."""
+"""Where the data is and which profile runs (PipelineSettings), and where the promoted model is
+(PromotionPointer, promoted_detector's storage): the resources every run gets (pipeline_resources)."""
 
 import subprocess
 from pathlib import Path
@@ -9,6 +10,8 @@ from detector_pipeline.config.environment import Environment, read_environment
 from detector_pipeline.config.profiles import Profile, get_profile
 from detector_pipeline.data.batches import BatchLocation, batch_location
 from detector_pipeline.locations import PROJECT_ROOT
+from detector_pipeline.registry import pointer
+from detector_pipeline.registry.records import PromotedModel
 
 
 _DEFAULTS = read_environment({})  # the values with no variable set: one set of defaults
@@ -49,6 +52,28 @@ class PipelineSettings(dg.ConfigurableResource):
                    images_root=str(environment.images_root), data_dir=str(environment.data_dir),
                    weights_dir=str(environment.weights_dir), device=environment.device,
                    incoming_dir=str(environment.incoming_dir), feed_dir=str(environment.feed_dir))
+
+
+class PromotionPointer(dg.ConfigurableIOManager):
+    """promoted_detector's storage is the promotion pointer itself (registry/pointer.py): a run that
+    promotes moves it, `detector-pipeline promote` moves it between runs, and what loads it downstream
+    (feed_scores, batch_evaluation, the ONNX export) gets the model the feed is scored with now: None
+    when nothing was ever promoted, an operator error when the pointer can't be read."""
+
+    settings: dg.ResourceDependency[PipelineSettings]
+
+    def handle_output(self, context: dg.OutputContext, obj: PromotedModel) -> None:
+        record = pointer.promote(self.settings.data, obj.record())
+        context.add_output_metadata({"promoted_at": record["promoted_at"],
+                                     "previous_version": record["previous_version"] or "none"})
+
+    def load_input(self, context: dg.InputContext) -> PromotedModel | None:
+        return pointer.read_promoted_model(self.settings.data)
+
+
+def pipeline_resources(settings: PipelineSettings) -> dict:
+    """The resources of the code location, and of every test that materializes its assets."""
+    return {"settings": settings, "promotion_pointer": PromotionPointer(settings=settings)}
 
 
 def git_commit() -> str | None:

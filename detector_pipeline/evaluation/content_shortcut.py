@@ -24,9 +24,8 @@ from detector_pipeline.models.backbones import (
     create_backbone,
     data_config,
 )
-from detector_pipeline.models.embeddings import read_cache, write_embeddings
 from detector_pipeline.models.probe import fit_selected
-from detector_pipeline.registry.artifacts import file_lock
+from detector_pipeline.registry.hash_cache import HashCache
 
 REDUCED_SIDE = 32
 CACHE_FOLDER = "cache/content-features"
@@ -45,7 +44,7 @@ class ReducedToSubject:
 
 
 def cache_path(data_dir: Path, spec: BackboneSpec) -> Path:
-    return data_dir / CACHE_FOLDER / f"{spec.key()}__{REDUCED_SIDE}px.parquet"
+    return data_dir / CACHE_FOLDER / f"{spec.key()}__{REDUCED_SIDE}px"
 
 
 @torch.inference_mode()
@@ -65,18 +64,12 @@ def _features(spec: BackboneSpec, files: list[Path], batch_size: int) -> np.ndar
 
 def content_features(spec: BackboneSpec, table: pd.DataFrame, cache: Path, batch_size: int = 32) -> np.ndarray:
     """Features of table's images (file, sha256) in row order; computed once per image content."""
-    with file_lock(cache):
-        cached = read_cache(cache)
-        todo = table.drop_duplicates("sha256")
-        todo = todo[~todo["sha256"].isin(set(cached["sha256"]))]
-        if len(todo):
-            new = _features(spec, [Path(f) for f in todo["file"]], batch_size)
-            cached = pd.concat([cached, pd.DataFrame({"sha256": list(todo["sha256"]), "embedding": list(new)})],
-                               ignore_index=True)
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            write_embeddings(cache, cached["sha256"], np.stack(cached["embedding"].to_numpy()))
-    by_sha = cached.set_index("sha256")["embedding"]
-    return np.stack([by_sha[s] for s in table["sha256"]])
+    store = HashCache(cache, np.float32)
+    store.adopt(cache.with_suffix(".parquet"), "embedding")
+    file_of = dict(zip(table["sha256"], table["file"]))
+    features, _ = store.values(list(table["sha256"]),
+                               lambda todo: _features(spec, [Path(file_of[h]) for h in todo], batch_size))
+    return features
 
 
 def content_scores(spec: BackboneSpec, train: pd.DataFrame, test: pd.DataFrame, cache: Path) -> np.ndarray | None:

@@ -6,6 +6,12 @@ from pathlib import Path
 from detector_pipeline.registry.artifacts import write_bytes_atomic, write_json_atomic
 
 
+def model_card(folder: Path) -> dict:
+    """A model version's card; {} when it has none."""
+    path = folder / "model_card.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def write_model_card(folder: Path, card: dict) -> None:
     write_json_atomic(folder / "model_card.json", card)
     write_bytes_atomic(folder / "model_card.md", model_card_markdown(card).encode())
@@ -34,6 +40,9 @@ def model_card_markdown(card: dict) -> str:
         "```",
         "",
         "## Metrics",
+        "On its training and validation splits; the test figures are in its evaluation reports "
+        "(`reports/<version>-<probe version>/report.md`).",
+        "",
         "```json",
         json.dumps(card.get("metrics", {}), indent=2, sort_keys=True, default=str),
         "```",

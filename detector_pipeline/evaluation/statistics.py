@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 
 from detector_pipeline.evaluation.metrics import at_threshold, grouped_bootstrap, interval, pr_auc, roc_auc
-from detector_pipeline.evaluation.test_sets import known_ai, known_real
+from detector_pipeline.evaluation.test_sets import IN_DISTRIBUTION, known_ai, known_real
 
 N_RESAMPLES = 200
 NOT_GIVEN = "(not given)"
@@ -46,7 +46,7 @@ def metrics_section(parts: dict[str, pd.DataFrame], scores: dict[str, dict[str, 
     held-out families under `held_out`, each with intervals over source groups."""
     section = {}
     for model, by_split in scores.items():
-        entry = test_metrics(parts["test"], by_split["test"], group_of(parts["test"]))
+        entry = test_metrics(parts[IN_DISTRIBUTION], by_split[IN_DISTRIBUTION], group_of(parts[IN_DISTRIBUTION]))
         if "test_held_out" in by_split and "test_held_out" in parts:
             held_out = parts["test_held_out"]
             entry["held_out"] = test_metrics(held_out, by_split["test_held_out"], group_of(held_out))

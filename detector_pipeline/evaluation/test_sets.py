@@ -1,7 +1,7 @@
 """The test split, cut into the questions it can answer.
 
-- `test`: the in-distribution test: every test row except the images of generator families held out
-  of training. The article's claims are about this one.
+- `test_in_distribution`: every row of the test split except the images of generator families held
+  out of training. The article's claims are about this one.
 - `test_held_out`: the held-out families' images against the in-distribution test's real images: how
   the models transfer to a generator they never saw.
 - real images from sources held out of training (`source_held_out`): how often real photographs of a
@@ -11,8 +11,9 @@
 import numpy as np
 import pandas as pd
 
-IN_DISTRIBUTION = "test"
+IN_DISTRIBUTION = "test_in_distribution"
 HELD_OUT = "test_held_out"
+WHOLE_SPLIT = "test_split"  # every row of the labels' test split: the slices and the off-the-shelf detectors
 DESCRIPTIONS = {
     IN_DISTRIBUTION: "in-distribution test (generator families seen in training)",
     HELD_OUT: "held-out generator families against the in-distribution test's real images",

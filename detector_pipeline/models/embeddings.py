@@ -1,7 +1,8 @@
-"""Frozen-backbone embeddings, cached by image content hash and backbone, so only new images are embedded."""
+"""Frozen-backbone embeddings, cached by image content hash and backbone (registry/hash_cache.py), so
+only new images are embedded."""
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from detector_pipeline.models.calibration import (
     ensure_calibration,
 )
 from detector_pipeline.registry.artifacts import atomic_path, file_lock
+from detector_pipeline.registry.hash_cache import HashCache
 
 
 @dataclass
@@ -92,10 +94,13 @@ def write_embeddings(path: Path, sha256: Sequence[str], matrix: np.ndarray) -> N
         pq.write_table(pa.table({"sha256": pa.array(list(sha256), pa.string()), "embedding": column}), tmp)
 
 
-def cache_file(spec: BackboneSpec, cache_dir: Path) -> Path:
-    """One cache per backbone, engine and (int8) calibration."""
+def cache_of(spec: BackboneSpec, cache_dir: Path) -> HashCache:
+    """One cache per backbone, engine and (int8) calibration; a cache of the older one-file layout
+    becomes its first shard."""
     calibration = calibration_id(spec, cache_dir)
-    return cache_dir / (f"{spec.key()}.parquet" if calibration is None else f"{spec.key()}__{calibration}.parquet")
+    cache = HashCache(cache_dir / (spec.key() if calibration is None else f"{spec.key()}__{calibration}"), np.float32)
+    cache.adopt(cache.folder.with_suffix(".parquet"), "embedding")
+    return cache
 
 
 def prepare_engine(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, log=None) -> str | None:
@@ -110,9 +115,9 @@ def prepare_engine(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, lo
 def uncached(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path) -> pd.DataFrame:
     """The rows of `images` (file, sha256) whose content is not in the cache yet, one per hash,
     in hash order (so chunks of it are the same whatever order the labels came in)."""
-    unique, path = images.drop_duplicates("sha256"), cache_file(spec, cache_dir)
-    cached = set(pq.read_table(path, columns=["sha256"])["sha256"].to_pylist()) if path.exists() else set()
-    return unique[~unique["sha256"].isin(cached)].sort_values("sha256")
+    unique = images.drop_duplicates("sha256")
+    todo = set(cache_of(spec, cache_dir).missing(list(unique["sha256"])))
+    return unique[unique["sha256"].isin(todo)].sort_values("sha256")
 
 
 def embed_images(spec: BackboneSpec, todo: pd.DataFrame, cache_dir: Path, batch_size: int, device: torch.device,
@@ -126,25 +131,20 @@ def embed_images(spec: BackboneSpec, todo: pd.DataFrame, cache_dir: Path, batch_
 
 
 def add_to_cache(spec: BackboneSpec, cache_dir: Path, sha256: Sequence[str], matrix: np.ndarray) -> None:
-    if not len(sha256):
-        return
-    path = cache_file(spec, cache_dir)
-    new = pd.DataFrame({"sha256": list(sha256), "embedding": list(matrix)})
-    # Two runs at once (sensor and schedule) may both add to the cache: merge under a lock, re-reading
-    # what the other run may have written meanwhile, so neither loses the other's rows.
-    with file_lock(path):
-        current = read_cache(path)
-        merged = pd.concat([current, new[~new["sha256"].isin(set(current["sha256"]))]], ignore_index=True)
-        write_embeddings(path, merged["sha256"], np.stack(merged["embedding"].to_numpy()))
+    """A new shard of the backbone's cache: two runs that add at once write two shards."""
+    cache_of(spec, cache_dir).add(list(sha256), matrix)
 
 
-def from_cache(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, computed: int,
+def from_cache(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, computed: int, embed: Callable,
                labels_version: str | None = None) -> EmbeddingSet:
+    """The embeddings of every image, from the cache; `embed(rows)` computes those a damaged shard lost."""
     unique = images.drop_duplicates("sha256")
-    cache = read_cache(cache_file(spec, cache_dir))
-    wanted = cache[cache["sha256"].isin(set(unique["sha256"]))].set_index("sha256").loc[list(unique["sha256"])]
-    return EmbeddingSet(spec.record(), spec.describe(), spec.is_random, wanted.reset_index(), computed=computed,
-                        reused=len(unique) - computed, labels_version=labels_version,
+    file_of = dict(zip(unique["sha256"], unique["file"]))
+    matrix, again = cache_of(spec, cache_dir).values(
+        list(unique["sha256"]), lambda todo: embed(pd.DataFrame({"file": [file_of[h] for h in todo], "sha256": todo})))
+    table = pd.DataFrame({"sha256": list(unique["sha256"]), "embedding": list(matrix)})
+    return EmbeddingSet(spec.record(), spec.describe(), spec.is_random, table, computed=computed + again,
+                        reused=len(unique) - computed - again, labels_version=labels_version,
                         calibration=calibration_id(spec, cache_dir))
 
 
@@ -152,10 +152,13 @@ def embed_with_cache(spec: BackboneSpec, images: pd.DataFrame, cache_dir: Path, 
                      device: torch.device, num_workers: int = 0, amp: str = "auto", log=None) -> EmbeddingSet:
     """images: columns file and sha256. Embeds only hashes not in the cache, in this process."""
     prepare_engine(spec, images, cache_dir, log)
-    todo = uncached(spec, images, cache_dir)
-    add_to_cache(spec, cache_dir, todo["sha256"],
-                 embed_images(spec, todo, cache_dir, batch_size, device, num_workers, amp, log))
-    return from_cache(spec, images, cache_dir, computed=len(todo))
+    return from_cache(spec, images, cache_dir, 0, embedder(spec, cache_dir, batch_size, device, num_workers, amp, log))
+
+
+def embedder(spec: BackboneSpec, cache_dir: Path, batch_size: int, device: torch.device, num_workers: int = 0,
+             amp: str = "auto", log=None) -> Callable[[pd.DataFrame], np.ndarray]:
+    """rows (file, sha256) -> their embeddings, by the backbone as its engine runs it."""
+    return lambda rows: embed_images(spec, rows, cache_dir, batch_size, device, num_workers, amp, log)
 
 
 def _to_matrix(column: pa.ChunkedArray) -> np.ndarray:

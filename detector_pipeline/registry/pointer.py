@@ -10,7 +10,8 @@ from pathlib import Path
 
 from detector_pipeline.errors import ArtifactError, NotFound
 from detector_pipeline.registry.artifacts import write_json_atomic
-from detector_pipeline.registry.records import ModelRecord
+from detector_pipeline.registry.records import ModelRecord, PromotedModel
+from detector_pipeline.registry.reports import latest_report_of
 
 POINTER = "promoted.json"
 HISTORY = "history.jsonl"
@@ -48,15 +49,21 @@ def read_promoted(data_dir: Path) -> dict | None:
     return record
 
 
-def promoted_model(data_dir: Path) -> tuple[dict, Path]:
-    """The promoted record and its folder; an operator error when there is none or its files are gone."""
+def read_promoted_model(data_dir: Path) -> PromotedModel | None:
+    """The promotion pointer as the assets hand it on; None when nothing was ever promoted."""
     record = read_promoted(data_dir)
+    return PromotedModel.of_record(record) if record is not None else None
+
+
+def promoted_model(data_dir: Path) -> tuple[PromotedModel, Path]:
+    """The promoted model and its folder; an operator error when there is none or its files are gone."""
+    record = read_promoted_model(data_dir)
     if record is None:
         raise ArtifactError(f"no promoted detector in {registry_dir(data_dir)}: train one (make demo) or "
                             "promote a version (detector-pipeline promote VERSION)")
-    folder = model_folder(data_dir, record["folder"])
+    folder = model_folder(data_dir, record.folder)
     if not (folder / "model.safetensors").is_file():
-        raise ArtifactError(f"promoted detector {record['version']} is missing: {folder} has no model.safetensors; "
+        raise ArtifactError(f"promoted detector {record.version} is missing: {folder} has no model.safetensors; "
                             f"{REPAIR}")
     return record, folder
 
@@ -117,8 +124,9 @@ def detector_record(data_dir: Path, version: str) -> tuple[ModelRecord, dict]:
 
 
 def list_models(data_dir: Path) -> list[dict]:
-    """Every saved detector version with its metrics and status (promoted, was promoted, candidate),
-    and `missing` for a promoted version whose files are gone."""
+    """Every saved detector version with its metrics (validation from its card, test from its newest
+    evaluation report) and status (promoted, was promoted, candidate), and `missing` for a promoted
+    version whose files are gone."""
     promoted = read_promoted(data_dir)
     ever = {r["version"] for r in promotion_history(data_dir)}
     rows = []
@@ -128,15 +136,16 @@ def list_models(data_dir: Path) -> list[dict]:
         card = json.loads(card_file.read_text()) if card_file.exists() else json.loads(config_file.read_text())
         metrics = card.get("metrics", {})
         version = folder.name
+        tested = (latest_report_of(data_dir, version) or {}).get("detector", {})
         status = "promoted" if promoted and promoted["version"] == version else "was promoted" if version in ever else "candidate"
         if not (folder / "model.safetensors").is_file():
             status = "missing"
         rows.append({
             "version": version, "status": status, "backbone": card.get("backbone_description"),
             "val_roc_auc": metrics.get("val_roc_auc", card.get("best_val_roc_auc")),
-            "test_roc_auc": (metrics.get("test") or {}).get("roc_auc"),
-            "test_pr_auc": (metrics.get("test") or {}).get("pr_auc"),
-            "test_held_out_roc_auc": (metrics.get("test_held_out") or {}).get("roc_auc"),
+            "test_roc_auc": (tested.get("test_in_distribution") or {}).get("roc_auc"),
+            "test_pr_auc": (tested.get("test_in_distribution") or {}).get("pr_auc"),
+            "test_held_out_roc_auc": (tested.get("test_held_out") or {}).get("roc_auc"),
             "labels_version": card.get("labels_version"), "run_id": card.get("run_id"),
             "created": time.strftime("%Y-%m-%d %H:%M", time.gmtime(config_file.stat().st_mtime)),
         })

@@ -1,4 +1,4 @@
-"""embeddings: only the images not in the cache are embedded, in chunks, merged into the cache once."""
+"""embeddings: only the images not in the cache are embedded, in chunks, added to the cache by one step."""
 
 from pathlib import Path
 
@@ -37,13 +37,15 @@ def embed_chunk(chunk: pd.DataFrame, out: Path, cache_dir: Path, profile: Profil
 
 def merge_embedding_chunks(labels: pd.DataFrame, cache_dir: Path, profile: Profile,
                            chunk_files: list[Path | None]) -> EmbeddingSet:
-    """The chunks into the cache in one write, in chunk-file order (the cache's content does not depend
-    on which step finished first), then the embeddings of every labelled image."""
+    """The chunks into the cache as one shard, then the embeddings of every labelled image (those of a
+    cache shard found damaged meanwhile embedded again, here)."""
     spec, files = profile.embedding, sorted(p for p in chunk_files if p is not None)
     new = pd.concat([embeddings.read_cache(p) for p in files], ignore_index=True) if files else None
     if new is not None and len(new):
         embeddings.add_to_cache(spec, cache_dir, new["sha256"], np.stack(new["embedding"].to_numpy()))
-    result = embeddings.from_cache(spec, labels[["file", "sha256"]], cache_dir, 0 if new is None else len(new),
+    embed = embeddings.embedder(spec, cache_dir, profile.embed_batch_size, pick_device(profile.device),
+                                profile.num_workers, profile.amp)
+    result = embeddings.from_cache(spec, labels[["file", "sha256"]], cache_dir, 0 if new is None else len(new), embed,
                                    labels_version(labels))
     for path in files:
         path.unlink(missing_ok=True)

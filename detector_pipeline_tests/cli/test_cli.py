@@ -14,6 +14,7 @@ from detector_pipeline.cli import main
 from detector_pipeline.errors import ArtifactError
 from detector_pipeline.models.backbones import BackboneSpec, create_backbone
 from detector_pipeline.registry import pointer as registry
+from detector_pipeline.registry import reports
 from detector_pipeline.registry.artifacts import write_json_atomic
 from detector_pipeline.training.saved import save_detector
 from detector_pipeline.training.settings import TrainSettings
@@ -21,17 +22,26 @@ from detector_pipeline_tests.helpers import write_tiny_dataset
 
 
 def save_tiny_detector(data: Path, seed: int = 0, threshold: float = 0.5) -> dict:
-    """A detector version as training leaves it (weights, config, model card with an operating point),
-    without the training: the CLI only reads these files."""
+    """A detector version as training and its evaluation leave it (weights, config, model card; a report
+    with an operating point), without the training: the CLI only reads these files."""
     spec = BackboneSpec("test_convnext", "random")
     torch.manual_seed(seed)
     settings = TrainSettings(epochs=1, batch_size=4, lr=1e-4, weight_decay=0.05, pos_weight=None, crop_size=64,
                              seed=seed)
     version, folder, config = save_detector(data / "models", create_backbone(spec, 1).state_dict(), spec, settings,
                                             labels_version="0" * 16)
-    write_json_atomic(folder / "model_card.json", {**config, "version": version, "metrics": {},
-                                                   "operating_point": {"threshold": threshold}})
+    write_json_atomic(folder / "model_card.json", {**config, "version": version, "metrics": {}})
+    write_tiny_report(data, version, threshold)
     return {"version": version, "folder": registry.relative_folder(data, folder), "threshold": threshold}
+
+
+def write_tiny_report(data: Path, version: str, threshold: float, detector: dict | None = None) -> str:
+    """The parts of an evaluation report the CLI reads: its id, the detector's test figures, the threshold."""
+    report_id = f"{version}-probe"
+    write_json_atomic(reports.report_folder(data, report_id) / reports.REPORT, {
+        "report_id": report_id, "detector_version": version, "detector": detector or {},
+        "operating_point": {"threshold": threshold}})
+    return report_id
 
 
 @pytest.fixture
@@ -140,6 +150,8 @@ def test_promote_repairs_the_registry_and_force_is_recorded(data, capsys):
     assert main(["promote", other["version"], "--force", "pointer was corrupt"]) == 0
     assert registry.read_promoted(data)["version"] == other["version"]
     assert registry.promotion_history(data)[-1]["forced"] == "pointer was corrupt"
+    # the threshold comes from the version's evaluation report, as in the promoted_detector asset
+    assert registry.read_promoted(data)["report_id"] == f"{other['version']}-probe"
     assert "promoted detector: " + other["version"] in capsys.readouterr().out
 
 
@@ -155,9 +167,8 @@ def test_validate_json_reports_a_null_path_as_null(tmp_path, capsys):
 
 
 def test_models_lists_the_in_distribution_and_held_out_test_figures(data, capsys):
-    folder = data / registry.read_promoted(data)["folder"]
-    card = {"metrics": {"test": {"roc_auc": 0.81, "pr_auc": 0.42}, "test_held_out": {"roc_auc": 0.67}}}
-    (folder / "model_card.json").write_text(json.dumps(card))
+    write_tiny_report(data, registry.read_promoted(data)["version"], 0.5,
+                      {"test_in_distribution": {"roc_auc": 0.81, "pr_auc": 0.42}, "test_held_out": {"roc_auc": 0.67}})
     assert main(["models"]) == 0
     header, row = capsys.readouterr().out.splitlines()[:2]
     assert "test ROC" in header and "held-out ROC" in header

@@ -12,7 +12,7 @@ from detector_pipeline.cli.runs import run_outcome
 from detector_pipeline.data.batches import READY_MARKER
 from detector_pipeline.defs.assets import ASSETS, CHECKS
 from detector_pipeline.defs.jobs import RETRAIN_TAGS, retrain_job, validate_batch_job
-from detector_pipeline.defs.resources import PipelineSettings
+from detector_pipeline.defs.resources import PipelineSettings, pipeline_resources
 from detector_pipeline.defs.schedules import current_batch_versions
 from detector_pipeline.defs.sensors import new_label_batches
 from detector_pipeline_tests.helpers import write_tiny_dataset
@@ -80,7 +80,7 @@ def test_a_malformed_batch_is_skipped_with_its_reason_and_later_batches_go_on(tm
 def _carry_out(instance, settings, result) -> None:
     """What the daemon does with a tick: add the partitions, then run each requested run."""
     defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[validate_batch_job, retrain_job],
-                          resources={"settings": settings})
+                          resources=pipeline_resources(settings))
     for request in result.dynamic_partitions_requests:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     for run in result.run_requests:

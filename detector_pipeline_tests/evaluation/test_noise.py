@@ -114,6 +114,6 @@ def test_the_gate_refuses_exactly_where_the_shared_paired_rule_says_worse():
     worse, better = _model(rng, y, 1.5, 1)[0], _model(rng, y, 0.5, 1)[0]
     gate = compare_on_validation(labels, worse, better)
     shared = paired_auc_difference(y, worse, better, labels["source_group"].to_numpy())
-    assert not gate["passed"] and shared["verdict"] == "refuted"
-    assert gate["difference_95ci"] == shared["ci95"] and gate["difference"] == shared["difference"]
-    assert compare_on_validation(labels, better, worse)["passed"]
+    assert not gate.passed and shared["verdict"] == "refuted"
+    assert gate.difference_95ci == shared["ci95"] and gate.difference == shared["difference"]
+    assert compare_on_validation(labels, better, worse).passed

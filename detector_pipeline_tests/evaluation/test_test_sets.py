@@ -13,7 +13,7 @@ def test_held_out_families_are_held_against_the_in_distribution_real_images_only
         "source_held_out": [False, True, False, False, False, False],
     })
     masks = test_sets.test_set_masks(test)
-    assert masks["test"].tolist() == [True, True, True, False, False, True]
+    assert masks["test_in_distribution"].tolist() == [True, True, True, False, False, True]
     assert masks["test_held_out"].tolist() == [True, True, False, True, True, False]
     assert test_sets.real_from_held_out_sources(test).tolist() == [False, True, False, False, False, False]
 
@@ -21,5 +21,5 @@ def test_held_out_families_are_held_against_the_in_distribution_real_images_only
 def test_labels_without_a_held_out_family_have_only_the_in_distribution_test():
     test = pd.DataFrame({"ai_score": np.linspace(0, 1, 5)})
     masks = test_sets.test_set_masks(test)
-    assert set(masks) == {"test"} and masks["test"].all()
+    assert set(masks) == {"test_in_distribution"} and masks["test_in_distribution"].all()
     assert not test_sets.real_from_held_out_sources(test).any()

@@ -17,7 +17,7 @@ from dagster_k8s.job import UserDefinedDagsterK8sConfig
 
 from detector_pipeline.defs import partitions
 from detector_pipeline.defs.assets import ASSETS, CHECKS
-from detector_pipeline.defs.resources import PipelineSettings
+from detector_pipeline.defs.resources import PipelineSettings, pipeline_resources
 from detector_pipeline_tests.helpers import PROJECT_ROOT
 
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -53,7 +53,7 @@ def test_gpu_steps_ask_for_a_gpu_in_valid_k8s_config():
     config = UserDefinedDagsterK8sConfig.from_dict(partitions.GPU_STEP_TAGS["dagster-k8s/config"])
     assert config.container_config["resources"]["limits"]["nvidia.com/gpu"] == "1"
     repository = dg.Definitions(assets=ASSETS, asset_checks=CHECKS,
-                                resources={"settings": PipelineSettings()}).get_repository_def()
+                                resources=pipeline_resources(PipelineSettings())).get_repository_def()
     job = repository.get_implicit_global_asset_job_def()
     gpu_ops = [op for op in job.graph.iterate_op_defs() if op.pool == partitions.GPU_POOL]
     assert {"embed_chunk", "detector", "feed_scores", "batch_evaluation", "ablation_study"} == {op.name for op in gpu_ops}

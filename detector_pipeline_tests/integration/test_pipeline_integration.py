@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from detector_pipeline.data.batches import BASE_BATCH
@@ -21,10 +22,10 @@ def test_whole_chain_materializes_and_writes_the_report(tiny_settings: PipelineS
 
     report = json.loads((data_dir / "reports" / "latest" / "report.json").read_text())
     for model in ("probe", "detector"):
-        for split in ("train", "test"):
+        for split in ("train", "test_in_distribution"):
             assert set(report[model][split]) >= {"roc_auc", "pr_auc", "n", "positives"}
         assert report[model]["randomly_initialised"] is True
-    assert report["n_test"] == report["counts"]["test_all"] == report["detector"]["test"]["n"] > 0
+    assert report["n_test"] == report["counts"]["test_split"] == report["detector"]["test_in_distribution"]["n"] > 0
     assert "test_held_out" not in report["detector"]  # no family held out in these labels
     assert report["probe"]["architecture"] == "test_vit" and report["detector"]["architecture"] == "test_convnext"
     assert 0 <= report["operating_point"]["threshold"] <= 1
@@ -46,4 +47,13 @@ def test_whole_chain_materializes_and_writes_the_report(tiny_settings: PipelineS
     assert folder.name == detector.version
     card = json.loads((folder / "model_card.json").read_text())
     assert card["batches"][0]["batch"] == BASE_BATCH and card["run_id"] == result.run_id
-    assert "test" in card["metrics"]
+    assert "test" not in card["metrics"]  # the card is training's: its test figures are the report's
+
+    # What production compares with is the report's, handed on through the graph: the evaluation
+    # report names its folder, and the promotion names the report.
+    evaluation = result.output_for_node("evaluation_report")
+    assert evaluation.detector_version == detector.version and evaluation.threshold == report["operating_point"]["threshold"]
+    reference = pd.read_parquet(data_dir / evaluation.folder / "reference_scores.parquet")
+    assert len(reference) == report["detector"]["test_in_distribution"]["n"] and not (folder / "reference_scores.parquet").exists()
+    promoted = result.output_for_node("promoted_detector")
+    assert promoted.report_id == evaluation.report_id and promoted.threshold == evaluation.threshold

@@ -12,9 +12,11 @@ from detector_pipeline.cli import main
 from detector_pipeline.cli.runs import run_outcome as _run_outcome
 from detector_pipeline.data.batches import BASE_BATCH, READY_MARKER
 from detector_pipeline.defs.assets import ASSETS, BATCH_ASSETS, CHECKS
+from detector_pipeline.defs.resources import pipeline_resources
 from detector_pipeline.evaluation import drift
 from detector_pipeline.registry import live_figures
 from detector_pipeline.registry import pointer as registry
+from detector_pipeline.registry import reports
 from detector_pipeline_tests.helpers import write_tiny_dataset
 
 pytestmark = pytest.mark.slow  # Dagster runs of the pipeline, most after training on the base labels
@@ -34,7 +36,7 @@ def _drop_batch(settings, instance, name: str) -> dg.ExecuteInProcessResult:
     (folder / READY_MARKER).touch()
     instance.add_dynamic_partitions("label_batches", [name])
     return dg.materialize([*ASSETS, *CHECKS], selection=BATCH_KEYS, partition_key=name,
-                          resources={"settings": settings}, instance=instance)
+                          resources=pipeline_resources(settings), instance=instance)
 
 
 def test_a_new_batch_is_scored_by_the_promoted_model_and_queued_for_review(trained, tmp_path, monkeypatch, capsys):
@@ -44,9 +46,9 @@ def test_a_new_batch_is_scored_by_the_promoted_model_and_queued_for_review(train
     result = _drop_batch(settings, instance, "b1")
     assert result.success
     evaluation = result.output_for_node("batch_evaluation")
-    assert evaluation["status"] == "measured" and evaluation["model_version"] == promoted["version"]
-    assert evaluation["n"] == 48 and evaluation["already_trained_on"] == 0
-    figures = evaluation["figures"]
+    assert evaluation.status == "measured" and evaluation.model_version == promoted["version"]
+    assert evaluation.n == 48 and evaluation.already_trained_on == 0
+    figures = evaluation.figures
     assert figures["teacher"]["roc_auc"]["ci95"] is not None and "ground_truth" in figures
     assert {r["slice"] for r in figures["families"]} == {"family=checker", "family=held_out_gen"}
     check = _checks(result)["batch_within_test_noise"]
@@ -79,10 +81,10 @@ def test_a_batch_that_arrives_before_any_promotion_says_there_is_no_model(tiny_s
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("label_batches", [BASE_BATCH])
     result = dg.materialize([*ASSETS, *CHECKS], selection=BATCH_KEYS, partition_key=BASE_BATCH,
-                            resources={"settings": tiny_settings}, instance=instance)
+                            resources=pipeline_resources(tiny_settings), instance=instance)
     assert result.success
     evaluation = result.output_for_node("batch_evaluation")
-    assert evaluation["status"] == "no promoted model" and "no detector was promoted" in evaluation["why"]
+    assert evaluation.status == "no promoted model" and "no detector was promoted" in evaluation.why
     assert _checks(result)["batch_within_test_noise"].passed
     assert result.output_for_node("review_queue")["rows"] == 0
 
@@ -109,7 +111,7 @@ def test_an_export_that_cant_be_made_fails_its_check_not_the_run(trained, monkey
         raise OnnxUnavailable("onnxruntime is not installed: pip install -e . (make venv does)")
 
     monkeypatch.setattr(production, "export_promoted", unavailable)
-    result = dg.materialize([*ASSETS, *CHECKS], selection=["promoted_detector_onnx"], resources={"settings": settings},
+    result = dg.materialize([*ASSETS, *CHECKS], selection=["promoted_detector_onnx"], resources=pipeline_resources(settings),
                             instance=instance)
     assert result.success and result.output_for_node("promoted_detector_onnx")["exported"] is False
     check = _checks(result)["onnx_matches_torch"]
@@ -119,17 +121,16 @@ def test_an_export_that_cant_be_made_fails_its_check_not_the_run(trained, monkey
 
 def test_feed_scores_carry_a_drift_check_against_the_test_split(trained, monkeypatch):
     settings, instance = trained
-    result = dg.materialize([*ASSETS, *CHECKS], selection=["feed_scores"], resources={"settings": settings},
+    result = dg.materialize([*ASSETS, *CHECKS], selection=["feed_scores"], resources=pipeline_resources(settings),
                             instance=instance)
     check = _checks(result)["feed_matches_test_distribution"]
     assert check.severity == dg.AssetCheckSeverity.WARN and check.passed
     assert check.metadata["why"].value.startswith("too few images")  # the tiny test split: 50 needed
 
     monkeypatch.setattr(drift, "MIN_IMAGES", 5)  # judge it anyway: the statistics and their pictures
-    check = _checks(dg.materialize([*ASSETS, *CHECKS], selection=["feed_scores"], resources={"settings": settings},
+    check = _checks(dg.materialize([*ASSETS, *CHECKS], selection=["feed_scores"], resources=pipeline_resources(settings),
                                    instance=instance))["feed_matches_test_distribution"]
-    reference = pd.read_parquet(Path(settings.data_dir) / registry.read_promoted(Path(settings.data_dir))["folder"]
-                                / "reference_scores.parquet")
+    reference = reports.reference_scores(Path(settings.data_dir), registry.read_promoted(Path(settings.data_dir))["report_id"])
     assert check.metadata["test_images"].value == len(reference) and check.metadata["feed_images"].value == 64
     assert check.metadata["psi"].value >= 0 and "data:image/png;base64," in check.metadata["histogram"].value
     assert check.passed == (check.metadata["why"].value == "within the documented thresholds")

@@ -134,7 +134,7 @@ def test_materialize_the_chain_from_the_ui(dagster_ui):
         _wait_for_materialization(home, "promoted_detector")
 
         page.goto(f"{url}/assets/evaluation_report", wait_until="domcontentloaded")
-        expect(page.get_by_text("detector_test_roc_auc").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("detector_test_in_distribution_roc_auc").first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(home / "evaluation_report.png"), full_page=True)
         _figures_read_well(page)
         page.goto(f"{url}/assets/detector", wait_until="domcontentloaded")

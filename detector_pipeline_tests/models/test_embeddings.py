@@ -9,7 +9,7 @@ import torch
 from detector_pipeline.models.backbones import BackboneSpec
 from detector_pipeline.models.calibration import CalibrationMissing, calibration_file
 from detector_pipeline.models.embeddings import (
-    cache_file,
+    cache_of,
     embed_images,
     embed_with_cache,
 )
@@ -42,8 +42,8 @@ def test_the_int8_engine_is_calibrated_once_and_keeps_its_own_cache(tmp_path):
     again = embed_with_cache(int8, images.iloc[:3], cache, 4, torch.device("cpu"))  # new labels: no recalibration
 
     assert calibration_file(int8, cache).read_bytes() == calibration
-    assert quantized.calibration and quantized.calibration in cache_file(int8, cache).name
-    assert cache_file(int8, cache) != cache_file(eager, cache) and reference.calibration is None
+    assert quantized.calibration and quantized.calibration in cache_of(int8, cache).folder.name
+    assert cache_of(int8, cache).folder != cache_of(eager, cache).folder and reference.calibration is None
     assert quantized.backbone["engine"] == "int8" and "int8 inference" in quantized.description
     assert again.computed == 0 and again.calibration == quantized.calibration
     a, b = (np.stack(s.table["embedding"].to_numpy()) for s in (quantized, reference))

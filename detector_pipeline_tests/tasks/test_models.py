@@ -11,6 +11,7 @@ import torch
 from detector_pipeline.data.batches import BASE_BATCH
 from detector_pipeline.data.transforms import NativeCrop
 from detector_pipeline.defs.assets import ASSETS
+from detector_pipeline.defs.resources import pipeline_resources
 from detector_pipeline.models.scorer import DetectorScorer
 from detector_pipeline.training import loop
 
@@ -32,9 +33,9 @@ def test_pos_weight_reaches_the_loss_and_the_crop_settings_reach_scoring(tiny_se
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("label_batches", [BASE_BATCH])
     assert dg.materialize(ASSETS, selection=["teacher_labels"], partition_key=BASE_BATCH,
-                          resources={"settings": tiny_settings}, instance=instance).success
+                          resources=pipeline_resources(tiny_settings), instance=instance).success
     result = dg.materialize(ASSETS, selection=["training_labels", "label_stats", "detector"],  # no gate checks
-                            resources={"settings": tiny_settings}, instance=instance, run_config={
+                            resources=pipeline_resources(tiny_settings), instance=instance, run_config={
                                 "ops": {"detector": {"config": {"epochs": 1, "native_crops": native_crops}}}})
     stats, detector = result.output_for_node("label_stats"), result.output_for_node("detector")
     p = stats.train.share_at_or_above_0_5

@@ -9,6 +9,7 @@ import torch
 
 from detector_pipeline.data.batches import BASE_BATCH
 from detector_pipeline.defs.assets import ASSETS, CHECKS
+from detector_pipeline.defs.resources import pipeline_resources
 from detector_pipeline.registry import artifacts
 
 pytestmark = pytest.mark.slow  # two training processes started by torchrun, in Dagster runs
@@ -21,7 +22,7 @@ def test_detector_trains_on_two_processes_through_pipes(tiny_settings):
 
 def _train_on_two_processes(instance, tiny_settings):
     instance.add_dynamic_partitions("label_batches", [BASE_BATCH])
-    resources = {"settings": tiny_settings}
+    resources = pipeline_resources(tiny_settings)
     assert dg.materialize([*ASSETS, *CHECKS], selection=["teacher_labels"], partition_key=BASE_BATCH,
                           resources=resources, instance=instance).success
     result = dg.materialize(  # the gate checks need the probe too: not part of this test

@@ -6,15 +6,16 @@ import dagster as dg
 import pandas as pd
 
 from detector_pipeline.data.label_stats import LabelStats
-
 from detector_pipeline.defs import metadata as md
 from detector_pipeline.defs.partitions import GPU_POOL, GPU_STEP_TAGS, GROUP
 from detector_pipeline.defs.resources import PipelineSettings, git_commit
 from detector_pipeline.evaluation import ablations, plots, report
+from detector_pipeline.evaluation.test_sets import HELD_OUT, IN_DISTRIBUTION
 from detector_pipeline.models.embeddings import EmbeddingSet
 from detector_pipeline.registry.consistency import require_same_labels
-from detector_pipeline.registry.pointer import model_folder
-from detector_pipeline.registry.records import ModelRecord
+from detector_pipeline.registry.pointer import relative_folder
+from detector_pipeline.registry.records import EvaluationReport, ModelRecord
+from detector_pipeline.registry.reports import reports_dir
 from detector_pipeline.tasks import ablations as ablation_tasks
 from detector_pipeline.tasks import evaluation
 from detector_pipeline.tasks.labels import labels_version
@@ -31,12 +32,13 @@ def offtheshelf_baseline(context: dg.AssetExecutionContext, settings: PipelineSe
                     else f"not available: {r['reason']}") for r in result["detectors"]})
 
 
-@dg.asset(group_name=GROUP, kinds={"scikitlearn", "markdown"}, code_version="5")
+@dg.asset(group_name=GROUP, kinds={"scikitlearn", "markdown"}, code_version="6")
 def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSettings, training_labels: pd.DataFrame,
                       label_stats: LabelStats, embeddings: EmbeddingSet, probe_model: ModelRecord, detector: ModelRecord,
                       offtheshelf_baseline: dict) -> dg.Output:
     """ROC-AUC and PR-AUC of probe and detector on the held-out test split, an operating threshold chosen
-    on validation; report.md/json on disk."""
+    on validation; report.md/json, its figures, and the detector's test scores and training images
+    (what production compares with) in the report's folder."""
     version = labels_version(training_labels)
     require_same_labels(version, label_stats=label_stats.labels_version, embeddings=embeddings.labels_version,
                         probe_model=probe_model.labels_version, detector=detector.labels_version)
@@ -44,17 +46,17 @@ def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSetti
     # and says why (tasks.evaluation.score_splits).
     profile = settings.resolved_profile()
     created_by = {"run_id": context.run.run_id, "git_commit": git_commit(), "profile": profile.name}
-    result, figures = evaluation.evaluate(training_labels, label_stats, embeddings, probe_model, detector, profile,
-                                          settings.data, settings.target_precision, created_by,
-                                          ablations.load(settings.data, version),
-                                          offtheshelf_result=offtheshelf_baseline)
-    folder = report.write_report(settings.data / "reports", result, figures)
-    evaluation.add_test_metrics_to_card(model_folder(settings.data, detector.folder), result)
-    return dg.Output(result, metadata={
+    contents = evaluation.evaluate(training_labels, label_stats, embeddings, probe_model, detector, profile,
+                                   settings.data, settings.target_precision, created_by,
+                                   ablations.load(settings.data, version), offtheshelf_result=offtheshelf_baseline)
+    result, figures = contents.sections, contents.figures
+    folder = report.write_report(reports_dir(settings.data), result, figures, contents.tables)
+    value = EvaluationReport.of(result, relative_folder(settings.data, folder))
+    return dg.Output(value, metadata={
         **{f"{model}_{split}_{metric}": md.number(result[model][split][metric], "one class only in this split")
-           for model in ("probe", "detector") for split in ("test", "test_held_out") if split in result[model]
+           for model in ("probe", "detector") for split in (IN_DISTRIBUTION, HELD_OUT) if split in result[model]
            for metric in ("roc_auc", "pr_auc")},
-        "test_means": "test: the in-distribution test (generator families seen in training); test_held_out: the "
+        "test_means": "test_in_distribution: generator families seen in training; test_held_out: the "
                       "families held out of training against the same test's real images",
         "real_from_held_out_sources": md.mapping(result["model_card"]["real_from_held_out_sources"]),
         "detector_train_test_roc_gap": md.number(result["detector"]["train_test_roc_gap"], "a split with one class"),
@@ -65,6 +67,7 @@ def evaluation_report(context: dg.AssetExecutionContext, settings: PipelineSetti
         "robustness": md.mapping(result["robustness"]),
         "shortcut_baselines": md.mapping(result["shortcut_baselines"]),
         "ablations": result["ablations"].get("status", "ran"),
+        "report_id": value.report_id,
         "report": dg.MetadataValue.path(str(folder / "report.md")),
         "curves": dg.MetadataValue.md(" ".join(plots.markdown_image(png, name) for name, png in figures.items())),
         "summary": dg.MetadataValue.md(report.report_markdown(result).split("## Models")[0]),

@@ -9,24 +9,22 @@ from detector_pipeline.defs.partitions import GROUP
 from detector_pipeline.defs.resources import PipelineSettings
 from detector_pipeline.errors import MismatchedInputs
 from detector_pipeline.models.embeddings import EmbeddingSet
-from detector_pipeline.registry import pointer
 from detector_pipeline.registry.consistency import require_same_labels
-from detector_pipeline.registry.records import ModelRecord
+from detector_pipeline.registry.records import EvaluationReport, ModelRecord, PromotedModel
 from detector_pipeline.tasks import promotion
 from detector_pipeline.tasks.labels import labels_version
 
 
-def _check_result(comparison: dict) -> dg.AssetCheckResult:
-    """The comparison as people read it: each ROC-AUC to three digits, the difference's interval as
-    text beside it, and where a figure is missing, why."""
-    why_missing = comparison.get("why", "")
-    metadata = {k: v for k, v in comparison.items() if v is not None and k != "passed"}
-    for key in ("candidate_val_roc_auc", "incumbent_val_roc_auc", "difference"):
-        if key in comparison:
-            metadata[key] = md.number(comparison[key], why_missing)
-    if "difference_95ci" in comparison:
-        metadata["difference_95ci"] = md.interval(comparison["difference_95ci"], why_missing)
-    return dg.AssetCheckResult(passed=comparison["passed"], metadata=metadata)
+def _check_result(decision: promotion.GateDecision) -> dg.AssetCheckResult:
+    """The decision as people read it: each ROC-AUC to three digits, the difference's interval as text
+    beside it, and where a figure is missing, why."""
+    metadata = {"why": decision.why, "compared_with": decision.compared_with or "nothing",
+                "promoted_model_usable": decision.promoted_model_usable}
+    if decision.difference is not None:
+        metadata.update({key: md.number(getattr(decision, key), decision.why)
+                         for key in ("candidate_val_roc_auc", "incumbent_val_roc_auc", "difference")})
+        metadata["difference_95ci"] = md.interval(decision.difference_95ci, decision.why)
+    return dg.AssetCheckResult(passed=decision.passed, metadata=metadata)
 
 
 @dg.asset_check(asset=detector, blocking=True,
@@ -53,18 +51,17 @@ def detector_not_worse_than_promoted(detector: ModelRecord, training_labels: pd.
                                                          settings.data))
 
 
-@dg.asset(group_name=GROUP, kinds={"json"}, code_version="2")
-def promoted_detector(context: dg.AssetExecutionContext, settings: PipelineSettings, detector: ModelRecord,
-                      evaluation_report: dict) -> dg.Output:
-    """The model the feed is scored with. Runs only when the detector's blocking gate checks passed."""
-    if evaluation_report["detector"]["version"] != detector.version:
-        raise MismatchedInputs(f"evaluation_report describes detector {evaluation_report['detector']['version']}, "
+@dg.asset(group_name=GROUP, kinds={"json"}, code_version="3", io_manager_key="promotion_pointer")
+def promoted_detector(context: dg.AssetExecutionContext, detector: ModelRecord,
+                      evaluation_report: EvaluationReport) -> dg.Output:
+    """The model the feed is scored with, and the threshold its evaluation report chose on validation.
+    Runs only when the detector's blocking gate checks passed; stored by moving the promotion pointer."""
+    if evaluation_report.detector_version != detector.version:
+        raise MismatchedInputs(f"evaluation_report describes detector {evaluation_report.detector_version}, "
                                f"not {detector.version}: materialize evaluation_report again (job `report`)")
-    record = pointer.promote(settings.data, {
-        "version": detector.version, "folder": detector.folder,
-        "threshold": evaluation_report["operating_point"]["threshold"],
-        "operating_point": evaluation_report["operating_point"],
-        "report": evaluation_report["report_id"], "run_id": context.run.run_id,
-    })
-    return dg.Output(record, metadata={"version": record["version"], "threshold": record["threshold"],
-                                       "previous_version": record["previous_version"] or "none"})
+    promoted = PromotedModel(version=detector.version, folder=detector.folder, threshold=evaluation_report.threshold,
+                             operating_point=evaluation_report.operating_point,
+                             report_id=evaluation_report.report_id, run_id=context.run.run_id,
+                             promoted_by="promoted_detector")
+    return dg.Output(promoted, metadata={"version": promoted.version, "threshold": md.number(promoted.threshold, ""),
+                                         "report": promoted.report_id})
