@@ -23,6 +23,7 @@ from detector_pipeline.defs.jobs import (
 from detector_pipeline.defs.resources import PipelineSettings, pipeline_resources
 from detector_pipeline.defs.schedules import nightly_retrain
 from detector_pipeline.defs.sensors import new_label_batches
+from detector_pipeline.registry.durable import remove_stale_partials
 
 
 def executor(choice: str) -> dg.ExecutorDefinition:
@@ -39,6 +40,7 @@ def executor(choice: str) -> dg.ExecutorDefinition:
 
 def build_defs(environment: Environment) -> dg.Definitions:
     """The code location for one resolved environment; the CLI's `run --profile` builds its own."""
+    remove_stale_partials(environment.data_dir)  # of writes killed before they finished
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,

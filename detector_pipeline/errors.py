@@ -32,6 +32,12 @@ class PromotionRefused(OperatorError):
     exit_code = 5
 
 
+class DiskFull(OperatorError):
+    """A write that found no space left on its device: what it would have replaced is intact."""
+
+    exit_code = 6
+
+
 class MismatchedInputs(OperatorError):
     """Upstream assets that were made from different label versions, read together."""
 

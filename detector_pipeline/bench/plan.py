@@ -33,6 +33,9 @@ class BenchPlan:
     probe_labels: Path | None = None
     probe_images_root: Path | None = None
     decode_photos: tuple[Path, ...] = ()  # large JPEG photographs for the decode stage (bench/decode.py)
+    # adding 100 images to content-hash caches of these sizes (bench/cache_growth.py); 10^6 entries of
+    # 768 float32 values are 3 GB on disk while the stage runs
+    cache_sizes: tuple[int, ...] = (1_000, 100_000, 1_000_000)
 
 
 def sample_images(labels_path: Path, images_root: Path, n: int, seed: int = 0) -> list[str]:

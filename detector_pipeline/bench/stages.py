@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from detector_pipeline.bench import engines
+from detector_pipeline.bench.cache_growth import cache_growth
 from detector_pipeline.bench.comparisons import (
     compare_engines_stage,
     probe_fidelity_stage,
@@ -90,6 +91,9 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
                     f"{figures['region_decode_img_s']} img/s (x{figures['speedup']}), restart-marker copy "
                     f"{rows.get('region_decode_img_s')} img/s (x{rows.get('speedup')}); pixels differing: "
                     f"{figures['pixels_differing']} and {rows.get('pixels_differing')} in {figures['crops_checked']} crops")
+    if plan.cache_sizes:
+        log("adding 100 images to content-hash caches of growing size")
+        results["cache_growth"] = cache_growth(plan.cache_sizes, log)
     if plan.probe_labels is not None:
         log(f"probe fidelity: embedding every image of {plan.probe_labels} with eager fp32 and {plan.profile.embedding.engine}")
         results["engines"]["probe_fidelity"] = in_fresh_process(probe_fidelity_stage, plan)

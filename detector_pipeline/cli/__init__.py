@@ -6,7 +6,8 @@ Exit codes: 0 done (for `run`, also when the promotion gate refused the new dete
 check errored, or an unexpected error; 2 bad input (arguments, a labels file, a path); 3 a model or
 registry problem (no promoted model, model files missing or changed, registry unreadable, an ONNX export
 missing, changed or failing its parity check against PyTorch); 4 unknown model version; 5 `promote`
-refused by the gate; 130 interrupted. `review` exits 4 for a batch that was never evaluated. Errors are one line on stderr; --debug shows the traceback.
+refused by the gate; 6 no space left on the device (what the write would have replaced is intact; free
+space and re-run); 130 interrupted. `review` exits 4 for a batch that was never evaluated. Errors are one line on stderr; --debug shows the traceback.
 """
 
 import argparse
@@ -16,7 +17,9 @@ from pathlib import Path
 
 from detector_pipeline.cli import commands, production, runs
 from detector_pipeline.config.profiles import PROFILE_NAMES
+from detector_pipeline.cli.paths import data_dir
 from detector_pipeline.errors import BadInput, OperatorError
+from detector_pipeline.registry.durable import remove_stale_partials
 from detector_pipeline.locations import PROJECT_ROOT
 
 _DEBUG = argparse.ArgumentParser(add_help=False)
@@ -92,6 +95,8 @@ def _add_model_commands(sub) -> None:
                        help="also time native crops from large JPEGs (fetches the demo's source photographs with apt-get download)")
     bench.add_argument("--photos", help="a folder of JPEG photographs for --decode (default: the demo's Debian "
                                         "photographs, fetched once into data/cache/bench-photos, about 345 MB)")
+    bench.add_argument("--cache-sizes", type=_sizes, default=(1_000, 100_000, 1_000_000), metavar="N,N,...",
+                       help="add 100 images to content-hash caches of these sizes (default 1000,100000,1000000)")
     bench.add_argument("--out", default="bench.json")
     bench.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
 
@@ -117,9 +122,20 @@ def _add_data_commands(sub) -> None:
     fetch.add_argument("--dir", default=str(PROJECT_ROOT / "data/weights"))
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas, e.g. 1000,100000") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every size must be at least 1")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        remove_stale_partials(data_dir())
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -211,7 +211,7 @@ def bench(args) -> int:
                            f"in {args.photos}): give photographs at least {CROP} px on each side")
     plan = BenchPlan(profile, paths, device=args.device, memory_images=args.memory_images,
                      probe_labels=labels if args.probe_fidelity else None, probe_images_root=root,
-                     decode_photos=photos)
+                     decode_photos=photos, cache_sizes=tuple(args.cache_sizes))
     results = run_bench(plan, log=log)
     from detector_pipeline.registry.artifacts import write_json_atomic
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from detector_pipeline.evaluation.metrics import roc_auc
 from detector_pipeline.evaluation.noise import paired_auc_difference
-from detector_pipeline.registry.artifacts import write_json_atomic
+from detector_pipeline.registry.artifacts import append_line, write_json_atomic
 
 SEEDS = (0, 1, 2, 3, 4)
 VARIANTS = {
@@ -87,9 +87,7 @@ def runs_path(data_dir: Path, labels_version: str) -> Path:
 def record_run(data_dir: Path, labels_version: str, variant: str, row: dict) -> None:
     """One finished training, appended as one line: an interrupted study keeps what it finished."""
     path = runs_path(data_dir, labels_version)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as runs:
-        runs.write(json.dumps({"variant": variant, **row}, sort_keys=True) + "\n")
+    append_line(path, json.dumps({"variant": variant, **row}, sort_keys=True))
 
 
 def finished_runs(data_dir: Path, labels_version: str) -> dict[tuple[str, int], dict]:

@@ -1,11 +1,7 @@
-"""Writing artifacts so that a reader never sees half a file, and models as safetensors + JSON."""
+"""Models as safetensors + JSON at content-addressed paths, published durably (registry/durable.py)."""
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -13,42 +9,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from detector_pipeline.errors import ArtifactError
+from detector_pipeline.registry.durable import (  # noqa: F401 (where writers take them from)
+    append_line,
+    atomic_path,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from detector_pipeline.registry.locks import file_lock  # noqa: F401 (where the caches take it from)
 
 
 class CorruptArtifact(ArtifactError, ValueError):
     """A model file that is missing, truncated, tampered with, or not what its config says."""
-
-
-@contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yields a temporary path beside `target`; renames it into place only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        if not os.path.islink(tmp):
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_bytes_atomic(target: Path, data: bytes) -> None:
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-
-
-def write_json_atomic(target: Path, obj: object) -> None:
-    write_bytes_atomic(target, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
 
 
 def content_version(state: dict[str, torch.Tensor], config: dict) -> str:

@@ -5,6 +5,7 @@ live column and `lineage`'s live lines read it; no Dagster, no torch, so the CLI
 import json
 from pathlib import Path
 
+from detector_pipeline.registry.durable import append_line
 from detector_pipeline.registry.locks import file_lock
 
 LEDGER = "production/live.jsonl"
@@ -20,8 +21,8 @@ def append(data_dir: Path, result: dict) -> None:
     entry["ai_share"] = result["figures"]["decisions"]["ai_share"]
     entry["worse_slices"] = [s["slice"] for s in result["aging"]["worse_slices"]]
     path = data_dir / LEDGER
-    with file_lock(path), open(path, "a") as ledger:  # two validations at once, or pods on one volume
-        ledger.write(json.dumps(entry, sort_keys=True) + "\n")
+    with file_lock(path):  # two validations at once, or pods on one volume
+        append_line(path, json.dumps(entry, sort_keys=True))
 
 
 def series(data_dir: Path) -> list[dict]:

@@ -5,11 +5,12 @@ mounted elsewhere keeps working."""
 
 import fcntl
 import json
+import os
 import time
 from pathlib import Path
 
 from detector_pipeline.errors import ArtifactError, NotFound
-from detector_pipeline.registry.artifacts import write_json_atomic
+from detector_pipeline.registry.artifacts import append_line, write_json_atomic
 from detector_pipeline.registry.records import ModelRecord, PromotedModel
 from detector_pipeline.registry.reports import latest_report_of
 
@@ -88,9 +89,14 @@ def _promote_locked(data_dir: Path, record: dict, forced: str | None) -> dict:
     if forced is not None:
         record["forced"] = forced
     folder = registry_dir(data_dir)
-    write_json_atomic(folder / POINTER, record)
-    with open(folder / HISTORY, "a") as history:
-        history.write(json.dumps(record, sort_keys=True) + "\n")
+    history = folder / HISTORY
+    size = history.stat().st_size if history.exists() else 0
+    append_line(history, json.dumps(record, sort_keys=True))
+    try:
+        write_json_atomic(folder / POINTER, record)
+    except Exception:
+        os.truncate(history, size)  # a pointer that did not move has no history line
+        raise
     return record
 
 

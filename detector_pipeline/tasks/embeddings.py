@@ -10,7 +10,10 @@ from detector_pipeline.config.device import pick_device
 from detector_pipeline.config.profiles import Profile
 from detector_pipeline.models import embeddings
 from detector_pipeline.models.embeddings import EmbeddingSet
+from detector_pipeline.registry.durable import require_free_space
 from detector_pipeline.tasks.labels import labels_version
+
+BYTES_PER_EMBEDDING = 8 * 1024  # up to 2,048 float32 values and the hash: the largest backbones, generously
 
 
 def plan_embedding_chunks(labels: pd.DataFrame, cache_dir: Path, profile: Profile, chunks: int) -> list[pd.DataFrame]:
@@ -18,6 +21,7 @@ def plan_embedding_chunks(labels: pd.DataFrame, cache_dir: Path, profile: Profil
     Calibrates the int8 engine first if it needs it (one step, before the chunks' steps start)."""
     embeddings.prepare_engine(profile.embedding, labels[["file", "sha256"]], cache_dir)
     todo = embeddings.uncached(profile.embedding, labels[["file", "sha256"]], cache_dir)
+    require_free_space(cache_dir, len(todo) * BYTES_PER_EMBEDDING + 16 * 2**20, f"embedding {len(todo)} images")
     parts = max(1, min(chunks, len(todo)))
     return [todo.iloc[i::parts] for i in range(parts)]
 

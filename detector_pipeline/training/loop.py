@@ -22,6 +22,7 @@ from detector_pipeline.data.transforms import Repeated
 from detector_pipeline.evaluation.metrics import roc_auc
 from detector_pipeline.models.backbones import BackboneSpec, create_backbone
 from detector_pipeline.models.scorer import DetectorScorer
+from detector_pipeline.registry.durable import require_free_space
 from detector_pipeline.training.checkpoints import has_checkpoint, load_checkpoint, save_checkpoint
 from detector_pipeline.training.settings import TrainResult, TrainSettings
 
@@ -67,6 +68,10 @@ def train_detector(
     rank 0 alone validates and writes checkpoints (the ranks' weights stay identical)."""
     torch.manual_seed(settings.seed)
     model = to_device(init_binary_head(create_backbone(spec, num_classes=1)), device)
+    if checkpoint_dir is not None:
+        weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        # the best and last checkpoints, the optimizer's two moments, the EMA copy, the saved model
+        require_free_space(checkpoint_dir, 6 * weights + 64 * 2**20, "training")
     optimizer = torch.optim.AdamW(param_groups(model, settings.head_lr_scale), lr=settings.lr,
                                   weight_decay=settings.weight_decay)
     ema = ModelEmaV3(model, decay=settings.ema_decay, use_warmup=True) if settings.ema_decay else None

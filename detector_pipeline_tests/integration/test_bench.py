@@ -37,7 +37,7 @@ def test_bench_reports_every_stage_incremental_cost_memory_engines_and_decoding(
     paths = tuple(bench.sample_images(tiny_dataset, tiny_dataset.parent, 20))
     plan = bench.BenchPlan(profile, paths, device="cpu", model_only_batches=2, warmup_batches=1, scoring_repeats=2,
                            training_epochs=2, memory_images=4, memory_factor=3, engine_images=8,
-                           probe_labels=tiny_dataset, decode_photos=_photos(tmp_path / "photos"))
+                           probe_labels=tiny_dataset, decode_photos=_photos(tmp_path / "photos"), cache_sizes=(100, 3_000))
     result = bench.run_bench(plan, log=lambda _: None)
 
     assert result["n_images"] == 20 and result["machine"]["device"] == "cpu"
@@ -59,6 +59,12 @@ def test_bench_reports_every_stage_incremental_cost_memory_engines_and_decoding(
         scaling = result["memory_scaling"][stage]
         assert scaling["images"] == [4, 12] and all(_rate(mb) for mb in scaling["peak_rss_mb"]), scaling
     assert result["stages"]["embedding"]["engine"] == "int8"
+    growth = result["cache_growth"]  # adding 100 images to caches of two sizes: one new shard each
+    assert growth["batch"] == 100 and list(growth["sizes"]) == ["100", "3000"]
+    for size, row in growth["sizes"].items():
+        assert row["entries"] == int(size) and row["shards"] == 1 and _rate(row["add_100_seconds"])
+        assert _rate(row["cache_mb"]) and _rate(row["add_100_peak_rss_mb"]) and _rate(row["compacted_add_100_seconds"])
+    assert growth["sizes"]["3000"]["cache_mb"] > growth["sizes"]["100"]["cache_mb"]
 
     engines = result["engines"]
     assert engines["embedding"]["default"] == "int8" and engines["detector"]["default"] == "eager_fp32"

@@ -100,14 +100,14 @@ def _the_other_readme_commands(clone: Path, env: dict, version: str, image: Path
             image.convert("RGB").resize((1600, 1200)).save(photos / jpeg.name, quality=90)
     labels = write_tiny_dataset(tmp_path / "bench_set", n=24)
     bench_env = {**env, "DETECTOR_LABELS": str(labels)}
-    toy = ["--profile", "tiny", "--images", "8", "--memory-images", "4", "--photos", str(photos),
+    toy = ["--profile", "tiny", "--images", "8", "--memory-images", "4", "--photos", str(photos), "--cache-sizes", "100,1000",
            "--out", str(tmp_path / "bench.json")]
     bench = subprocess.run([*recipe[0].split(), *toy], cwd=clone, env=bench_env, capture_output=True, text=True,
                            timeout=1800)
     assert bench.returncode == 0, bench.stderr[-3000:]
     results = json.loads((tmp_path / "bench.json").read_text())
     assert {"embedding", "training", "scoring"} <= set(results["stages"]) and "decode" in results
-    assert "probe_fidelity" in results["engines"]
+    assert "probe_fidelity" in results["engines"] and set(results["cache_growth"]["sizes"]) == {"100", "1000"}
 
     docs = _make(clone, "docs", env=env)
     assert docs.returncode == 0, docs.stderr[-2000:]

@@ -61,10 +61,25 @@ def test_an_addition_is_one_new_shard_and_leaves_the_others_alone(tmp_path):
     assert np.array_equal(values[10], _value("new-1"))
 
 
-def test_a_read_takes_only_the_rows_asked_for(tmp_path):
+def test_a_read_takes_only_the_row_groups_that_can_hold_what_is_asked(tmp_path, monkeypatch):
     cache, keys = _filled(tmp_path, ((0, 20_000),))
-    table = cache._read(cache.shards()[0], ["sha256", "value"], keys[5:8])
-    assert table["sha256"].to_pylist() == keys[5:8]
+    read, real = [], pq.ParquetFile.read_row_group
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group",
+                        lambda self, group, columns=None, **kw: read.append((group, tuple(columns))) or real(self, group, columns=columns, **kw))
+    assert np.array_equal(cache.get(keys[5:8]), np.stack([_value(k) for k in keys[5:8]]))
+    assert read == [(0, ("sha256",)), (0, ("value",))]  # one row group of twenty, its values once
+    read.clear()
+    assert cache.missing(["f" * 64, "new"]) == ["f" * 64, "new"] and read == []  # the footer's filter rules them out
+
+
+def test_the_footer_filter_rules_out_about_99_percent_of_misses_and_never_a_hit(tmp_path):
+    from detector_pipeline.registry.hash_cache import _bloom, _may_hold
+
+    keys = [f"key-{i}" for i in range(5_000)]
+    bloom = _bloom(keys)
+    assert _may_hold(bloom, keys) == keys  # no false negative, ever
+    misses = [f"other-{i}" for i in range(20_000)]
+    assert len(_may_hold(bloom, misses)) / len(misses) < 0.02
 
 
 def _zero_length(path):
