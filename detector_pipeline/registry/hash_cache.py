@@ -17,12 +17,13 @@ A cache is a folder of parquet shards, each written once and never changed:
 A value is a vector of `dim` numbers (a score is a vector of one)."""
 
 import bisect
+import contextlib
 import hashlib
 import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from detector_pipeline.registry.durable import atomic_path
 log = logging.getLogger(__name__)
 
 HASH, VALUE = "sha256", "value"
-ROW_GROUP = 1024  # rows per row group: a lookup reads the hash column of one per wanted hash, at most
+ROW_GROUP = 8192  # rows per row group: a lookup reads the hash column of one per wanted hash (that passes the filter)
 DAMAGED = "damaged"
 BLOOM = b"hash_cache.bloom"  # footer metadata key: the shard's Bloom filter
 BLOOM_BITS_PER_KEY, BLOOM_PROBES = 9.6, 7  # 1 % false positives
@@ -108,12 +109,14 @@ class HashCache:
         matrix = np.asarray(values, dtype=self.dtype).reshape(len(sha256), -1)
         order = np.argsort(np.asarray(sha256, dtype=object).astype(str), kind="stable")
         keys = [sha256[i] for i in order]
-        table = pa.table({HASH: pa.array(keys, pa.string()), VALUE: _column(matrix[order])},
-                         metadata={BLOOM: _bloom(keys).tobytes()})
-        shard = self.folder / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        with atomic_path(shard) as tmp:
-            pq.write_table(table, tmp, row_group_size=ROW_GROUP, write_page_checksum=True)
+        table = pa.table({HASH: pa.array(keys, pa.string()), VALUE: _column(matrix[order])})
+        shard = self._new_shard()
+        with atomic_path(shard) as tmp, _writer(tmp, table.schema, keys) as writer:
+            writer.write_table(table, row_group_size=ROW_GROUP)
         return shard
+
+    def _new_shard(self) -> Path:
+        return self.folder / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
 
     def compact(self) -> int:
         """Merges every shard into one (first value of a hash wins), in chunks, so memory follows the
@@ -131,10 +134,8 @@ class HashCache:
             except (OSError, pa.ArrowException, KeyError, AttributeError) as exc:
                 _move_aside(shard, self.damaged, _reason(exc))
         ordered = sorted(keys)
-        schema = pa.schema([(HASH, pa.string()), (VALUE, pa.list_(pa.from_numpy_dtype(self.dtype), dim or 1))],
-                           metadata={BLOOM: _bloom(ordered).tobytes()})
-        merged = self.folder / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        with atomic_path(merged) as tmp, pq.ParquetWriter(tmp, schema, write_page_checksum=True) as writer:
+        schema = pa.schema([(HASH, pa.string()), (VALUE, pa.list_(pa.from_numpy_dtype(self.dtype), dim or 1))])
+        with atomic_path(self._new_shard()) as tmp, _writer(tmp, schema, ordered) as writer:
             for start in range(0, len(ordered), COMPACT_CHUNK):
                 chunk = ordered[start:start + COMPACT_CHUNK]
                 found = self._lookup(chunk, with_values=True)
@@ -161,13 +162,22 @@ class HashCache:
         legacy.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _writer(path: Path, schema: pa.Schema, keys: list[str]) -> Iterator[pq.ParquetWriter]:
+    """A shard's writer: checksummed pages, and the Bloom filter of its (sorted) keys in the footer's
+    key-value metadata (not in the Arrow schema, which every reader parses)."""
+    with pq.ParquetWriter(path, schema, write_page_checksum=True) as writer:
+        yield writer
+        writer.add_key_value_metadata({BLOOM: _bloom(keys).tobytes()})
+
+
 def _read_shard(shard: Path, wanted: list[str], with_values: bool, dtype: np.dtype) -> dict[str, np.ndarray | None]:
     """The wanted hashes (sorted) one shard holds. The shard's row groups are sorted by hash and its
     footer records each one's first and last hash: only row groups whose range holds a wanted hash
     are read, their hash column first, their values only where a hash matched."""
     file = pq.ParquetFile(shard, page_checksum_verification=True)
     _check(file.schema_arrow, dtype)
-    bloom = (file.schema_arrow.metadata or {}).get(BLOOM)
+    bloom = (file.metadata.metadata or {}).get(BLOOM)
     if bloom is not None:  # a hash the filter rules out is not in this shard: no row group is read for it
         wanted = _may_hold(np.frombuffer(bloom, np.uint8), wanted)
     found: dict[str, np.ndarray | None] = {}

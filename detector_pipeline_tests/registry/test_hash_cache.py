@@ -67,7 +67,7 @@ def test_a_read_takes_only_the_row_groups_that_can_hold_what_is_asked(tmp_path, 
     monkeypatch.setattr(pq.ParquetFile, "read_row_group",
                         lambda self, group, columns=None, **kw: read.append((group, tuple(columns))) or real(self, group, columns=columns, **kw))
     assert np.array_equal(cache.get(keys[5:8]), np.stack([_value(k) for k in keys[5:8]]))
-    assert read == [(0, ("sha256",)), (0, ("value",))]  # one row group of twenty, its values once
+    assert read == [(0, ("sha256",)), (0, ("value",))]  # one row group of three, its values once
     read.clear()
     assert cache.missing(["f" * 64, "new"]) == ["f" * 64, "new"] and read == []  # the footer's filter rules them out
 
