@@ -82,8 +82,11 @@ def append_line(path: Path, line: str) -> None:
             if created:  # the new file's name in its folder, too
                 fsync_path(path.parent)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.truncate(path, start)
+            with contextlib.suppress(OSError):  # as it was: absent, or its lines before this one
+                if created:
+                    os.unlink(path)
+                else:
+                    os.truncate(path, start)
             if no_space(exc):
                 raise disk_full(path) from None
             raise

@@ -137,6 +137,9 @@ def small_file_system(tmp_path):
 
 def test_a_real_full_disk_changes_nothing(small_file_system):
     data = small_file_system
+    with pytest.raises(DiskFull, match="no space left on device while writing"):  # a first line, too big
+        durable.append_line(data / live_figures.LEDGER, "x" * 1_000_000)
+    assert not (data / live_figures.LEDGER).exists()
     registry.promote(data, {"version": "old", "folder": "models/detector/old", "threshold": 0.4})
     _cache(data).add(["h0"], np.zeros((1, 4)))
     before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
