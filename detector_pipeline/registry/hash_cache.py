@@ -62,8 +62,9 @@ class HashCache:
 
     def get(self, sha256: Sequence[str]) -> np.ndarray:
         """The values of `sha256`, one row each, in their order; KeyError names a hash the cache lacks."""
-        found = self._lookup(list(dict.fromkeys(sha256)), with_values=True)
-        if lacking := [h for h in dict.fromkeys(sha256) if h not in found]:
+        wanted = list(dict.fromkeys(sha256))
+        found = self._lookup(wanted, with_values=True)
+        if lacking := [h for h in wanted if h not in found]:
             raise KeyError(f"{len(lacking)} hashes not in the cache {self.folder}, e.g. {lacking[0]}")
         return self._stack(sha256, found)
 
@@ -89,8 +90,9 @@ class HashCache:
         """The wanted hashes the shards hold, with their values (first shard wins). A shard that can't
         be read whole is moved aside; its entries are then simply not found."""
         found: dict[str, np.ndarray | None] = {}
+        ordered = sorted(wanted)  # once: what each shard is asked stays in this order
         for shard in self.shards():
-            todo = sorted(h for h in wanted if h not in found)
+            todo = [h for h in ordered if h not in found]
             if not todo:
                 break
             try:
