@@ -67,4 +67,4 @@ docs: venv
 	$(BIN)/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf data/cache data/models data/checkpoints data/reports data/quarantine data/registry data/scores $(DAGSTER_HOME)
+	rm -rf data/cache data/models data/checkpoints data/reports data/quarantine data/registry data/scores data/reviewed $(DAGSTER_HOME)

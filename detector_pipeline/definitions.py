@@ -19,10 +19,11 @@ from detector_pipeline.defs.jobs import (
     retrain_on_batch_job,
     score_feed_job,
     validate_batch_job,
+    validate_verdicts_job,
 )
 from detector_pipeline.defs.resources import PipelineSettings, pipeline_resources
 from detector_pipeline.defs.schedules import nightly_retrain
-from detector_pipeline.defs.sensors import new_label_batches
+from detector_pipeline.defs.sensors import new_label_batches, new_verdict_files
 from detector_pipeline.registry.durable import remove_stale_partials
 
 
@@ -44,8 +45,8 @@ def build_defs(environment: Environment) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        jobs=[validate_batch_job, retrain_on_batch_job, retrain_job, score_feed_job, ablations_job, report_job],
-        sensors=[new_label_batches],
+        jobs=[validate_batch_job, validate_verdicts_job, retrain_on_batch_job, retrain_job, score_feed_job, ablations_job, report_job],
+        sensors=[new_label_batches, new_verdict_files],
         schedules=[nightly_retrain(environment.retrain_cron)],
         resources=pipeline_resources(PipelineSettings.of(environment)),
         executor=executor(environment.executor),

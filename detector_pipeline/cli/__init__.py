@@ -11,6 +11,7 @@ space and re-run); 130 interrupted. `review` exits 4 for a batch that was never 
 """
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -82,6 +83,12 @@ def _add_model_commands(sub) -> None:
                       "a label batch's review queue: the images where the promoted detector and the teacher disagree most")
     review.add_argument("batch")
     review.add_argument("--out", metavar="F", help="also copy the queue (parquet) to F")
+    review.add_argument("--serve", action="store_true",
+                        help="serve the review page: mark each image ai, real or unsure (saved to data/verdicts/)")
+    review.add_argument("--reviewer", default=os.environ.get("USER") or "reviewer",
+                        help="whose verdicts these are (default: $USER); names the file data/verdicts/review-NAME.parquet")
+    review.add_argument("--host", default="127.0.0.1")
+    review.add_argument("--port", type=int, default=8765)
     bench = _command(sub, "bench", commands.bench, "throughput and memory of embedding, training and scoring")
     bench.add_argument("--profile", choices=PROFILE_NAMES, default="demo")
     bench.add_argument("--images", type=int, default=128, help="image files to run through each stage")

@@ -158,8 +158,10 @@ def promote(args) -> int:
         raise ArtifactError(f"detector {args.version} has no evaluation report yet, so no operating threshold: "
                             "materialize evaluation_report for it first (job `report`)")
     load_model_files(registry.model_folder(data, candidate.folder))  # verified: a changed file is never promoted
+    labels, verdicts = _labels_for_gate(args.force)
+    print(_shadow_line(data, candidate, report["operating_point"]["threshold"], labels), flush=True)  # also when refused
     if args.force is None:
-        verdict = check_against_promoted(data, candidate)
+        verdict = check_against_promoted(data, candidate, labels, verdicts)
         print(f"gate: {verdict.why}")
     promoted = PromotedModel(version=args.version, folder=candidate.folder, threshold=report["operating_point"]["threshold"],
                              operating_point=report["operating_point"], report_id=report["report_id"],
@@ -169,6 +171,29 @@ def promote(args) -> int:
     print(f"promoted detector: {record['version']} (previous: {record['previous_version'] or 'none'}"
           f"{', forced: ' + args.force if args.force is not None else ''})")
     return 0
+
+
+def _labels_for_gate(force: str | None):
+    """The instance's training labels and verdicts; with --force, none is fine (nothing to compare on)."""
+    from detector_pipeline.cli.runs import instance_labels_and_verdicts
+
+    try:
+        return instance_labels_and_verdicts()
+    except ArtifactError:
+        if force is None:
+            raise
+        return None, None
+
+
+def _shadow_line(data: Path, candidate, threshold: float, labels) -> str:
+    """What promoting would change on the champion's latest scored feed (the shadow comparison)."""
+    from detector_pipeline.defs.resources import PipelineSettings
+    from detector_pipeline.tasks.review import shadow_compare
+
+    if labels is None:
+        return "shadow scoring: not compared (no training_labels in this Dagster instance)"
+    profile = PipelineSettings.of(read_environment()).resolved_profile()
+    return shadow_compare(labels, candidate, threshold, profile, data).line()
 
 
 def validate(args) -> int:

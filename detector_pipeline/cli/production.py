@@ -31,6 +31,8 @@ def review(args) -> int:
     data = data_dir()
     path, evaluation = review_queue_file(data, args.batch)
     queue = pd.read_parquet(path)
+    if args.serve:
+        return serve_review(data, args, queue, evaluation)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, args.out)
@@ -53,3 +55,18 @@ def live_columns(data: Path) -> dict[str, dict]:
         out[version] = {"live_batches": len(entries), "live_roc_auc": entries[-1]["batch_roc_auc"],
                         "live_worse_batches": sum(e["worse_beyond_noise"] for e in entries)}
     return out
+
+
+def serve_review(data: Path, args, queue: pd.DataFrame, evaluation: dict) -> int:
+    """The review page of the batch's queue until interrupted (Ctrl-C)."""
+    from detector_pipeline.review.page import review_app, serve
+    from detector_pipeline.review.verdicts import reviewer_file_name
+
+    reviewer_file_name(args.reviewer)  # a bad name is refused before the page starts
+    if "sha256" not in queue.columns:
+        raise NotFound(f"{args.batch}'s review queue predates content hashes: materialize review_queue for "
+                       f"partition {args.batch!r} again")
+    print(f"review page of batch {args.batch} ({len(queue)} images) for {args.reviewer}: "
+          f"http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
+    serve(review_app(data, args.batch, queue, evaluation, args.reviewer), args.host, args.port)
+    return 0

@@ -110,10 +110,15 @@ def run(args) -> int:
             return 1
     for warning in failed_checks(result, blocking=False):
         print(f"warning: {warning}", file=sys.stderr)
-    return _print_run_summary(result.run_id, trained, time.time() - started)
+    shadow = result.output_for_node("shadow_comparison") if _ran(result, "shadow_comparison") else None
+    return _print_run_summary(result.run_id, trained, time.time() - started, shadow)
 
 
-def _print_run_summary(run_id: str, trained: str, seconds: float) -> int:
+def _ran(result, node: str) -> bool:
+    return any(e.is_successful_output and e.step_key == node for e in result.all_events)
+
+
+def _print_run_summary(run_id: str, trained: str, seconds: float, shadow=None) -> int:
     from detector_pipeline.evaluation.report import summary_lines
     from detector_pipeline.registry.pointer import read_promoted
 
@@ -123,6 +128,8 @@ def _print_run_summary(run_id: str, trained: str, seconds: float) -> int:
     promoted = read_promoted(data_dir())
     current = promoted["version"] if promoted else "none"
     print(f"promoted detector: {current} ({'trained by this run' if current == trained else 'unchanged'})")
+    if shadow is not None:
+        print(shadow.line())
     print(f"report: {data_dir() / 'reports' / report['report_id'] / 'report.md'} (also {data_dir() / 'reports' / 'latest'})")
     return 0
 
@@ -178,14 +185,13 @@ def record_promotion(record: dict) -> None:
                   **({"forced": record["forced"]} if record.get("forced") is not None else {})}))
 
 
-def check_against_promoted(data: Path, candidate) -> "GateDecision":
-    """The gate's comparison with the promoted model, outside a run, on the validation split of the
-    instance's latest training_labels; PromotionRefused when the candidate is worse."""
+def instance_labels_and_verdicts():
+    """The instance's latest training_labels and every verdict file's validated rows (what the retrain's
+    gate compared on), for `promote` outside a run."""
     import dagster as dg
 
     from detector_pipeline.definitions import defs
-    from detector_pipeline.defs.resources import PipelineSettings
-    from detector_pipeline.tasks.promotion import compare_with_promoted
+    from detector_pipeline.review.verdicts import latest_verdicts, read_validated
 
     missing = "run the chain first (detector-pipeline run), or promote with --force REASON"
     current = dagster_instance()
@@ -195,12 +201,33 @@ def check_against_promoted(data: Path, candidate) -> "GateDecision":
     level, quiet.level = quiet.level, logging.WARNING  # its "Loading file from" line is no news to an operator
     try:
         labels = defs.load_asset_value("training_labels", instance=current)
+        # What reviewed_labels' storage holds, as training_labels and the gate read it.
+        verdicts, _ = read_validated(data_dir(), current.get_dynamic_partitions("verdict_files"))
     except OSError as exc:
-        raise ArtifactError(f"the stored training_labels can't be read ({exc}): {missing}") from None
+        raise ArtifactError(f"the stored training_labels or verdicts can't be read ({exc}): {missing}") from None
     finally:
         quiet.level = level
-    verdict = compare_with_promoted(labels, candidate, PipelineSettings.of(read_environment()).resolved_profile(), data)
+    return labels, latest_verdicts(verdicts)
+
+
+def check_against_promoted(data: Path, candidate, labels, verdicts) -> "GateDecision":
+    """The gate outside a run: the comparison with the promoted model on the validation split of the
+    instance's latest training_labels, and on the images people judged; PromotionRefused when the
+    candidate is worse on either."""
+    from detector_pipeline.defs.resources import PipelineSettings
+    from detector_pipeline.tasks.promotion import compare_with_promoted
+    from detector_pipeline.tasks.review import regression_on_verdicts
+
+    settings = PipelineSettings.of(read_environment())
+    verdict = compare_with_promoted(labels, candidate, settings.resolved_profile(), data)
     if not verdict.passed:
         raise PromotionRefused(f"detector {candidate.version} refused: {verdict.why} "
                                f"(difference {verdict.difference:+.3f}); promote with --force REASON to override")
+    regression = regression_on_verdicts(labels, verdicts, candidate, settings.resolved_profile(), data,
+                                        settings.target_precision)
+    print(f"gate, human verdicts: {regression.why}")
+    if not regression.passed:
+        named = ", ".join(r["file"] for r in regression.newly_wrong[:5])
+        raise PromotionRefused(f"detector {candidate.version} refused: {regression.why}"
+                               f"{' (' + named + ')' if named else ''}; promote with --force REASON to override")
     return verdict

@@ -133,14 +133,21 @@ def _duplicate_problems(table: pd.DataFrame, facts: dict[int, tuple[str, int, in
     by_hash: dict[str, list[int]] = {}
     for i, (sha, _, _) in facts.items():
         by_hash.setdefault(sha, []).append(i)
+    return same_image_problems(by_hash.values(), lambda i: round(float(table["ai_score"].iloc[i]), 6), "score")
+
+
+def same_image_problems(groups, value_of, what: str) -> dict[int, str]:
+    """groups: the row numbers of each image. Rows of one image with different values (`value_of`)
+    are all quarantined; equal values keep the first row and quarantine the others as duplicates.
+    Label batches (scores) and verdict files (verdicts) follow this one rule."""
     problems = {}
-    for rows in by_hash.values():
+    for rows in groups:
+        rows = list(rows)
         if len(rows) < 2:
             continue
-        scores = {round(float(table["ai_score"].iloc[i]), 6) for i in rows}
-        if len(scores) > 1:
+        if len({value_of(i) for i in rows}) > 1:
             for i in rows:
-                problems[i] = f"same image as row(s) {[r for r in rows if r != i]} with a conflicting score"
+                problems[i] = f"same image as row(s) {[r for r in rows if r != i]} with a conflicting {what}"
         else:
             for i in rows[1:]:
                 problems[i] = f"duplicate of row {rows[0]}"

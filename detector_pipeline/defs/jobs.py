@@ -6,6 +6,7 @@ import dagster as dg
 from detector_pipeline.defs.assets import (
     BATCH_ASSETS,
     TRAINING_ASSETS,
+    VERDICT_ASSETS,
     ablation_study,
     evaluation_report,
     feed_scores,
@@ -24,6 +25,14 @@ validate_batch_job = dg.define_asset_job(
                 "detector and teacher disagree most (review_queue). The sensor runs one per new batch, then one "
                 "retrain for all batches validated meanwhile.",
     executor_def=dg.in_process_executor,  # cheap steps: a process each would cost more than the work
+)
+
+validate_verdicts_job = dg.define_asset_job(
+    "validate_verdicts", selection=dg.AssetSelection.assets(*VERDICT_ASSETS), tags=VALIDATE_TAGS,
+    description="Validate one verdict file under data/verdicts/ (a partition of reviewed_labels): quarantine bad "
+                "rows with a reason. The next retrain's training_labels takes people's verdicts over the teacher's "
+                "scores, and its regression gate checks the candidate on them.",
+    executor_def=dg.in_process_executor,
 )
 
 retrain_on_batch_job = dg.define_asset_job(

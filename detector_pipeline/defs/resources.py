@@ -5,12 +5,15 @@ import subprocess
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
 from detector_pipeline.config.environment import Environment, read_environment
 from detector_pipeline.config.profiles import Profile, get_profile
 from detector_pipeline.data.batches import BatchLocation, batch_location
 from detector_pipeline.locations import PROJECT_ROOT
 from detector_pipeline.registry import pointer
+from detector_pipeline.registry.artifacts import write_bytes_atomic
+from detector_pipeline.review import verdicts
 from detector_pipeline.registry.records import PromotedModel
 
 
@@ -71,9 +74,30 @@ class PromotionPointer(dg.ConfigurableIOManager):
         return pointer.read_promoted_model(self.settings.data)
 
 
+class ValidatedVerdicts(dg.ConfigurableIOManager):
+    """reviewed_labels' storage: one parquet per verdict file (verdicts.validated_path). What
+    reads all of them (training_labels, the gate on verdicts) gets the files validated so far: a file
+    registered but not yet validated (its run queued, or failed) is left out with a warning, so one
+    verdict file never stops a retrain."""
+
+    settings: dg.ResourceDependency[PipelineSettings]
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+        write_bytes_atomic(verdicts.validated_path(self.settings.data, context.partition_key), obj.to_parquet(index=False))
+
+    def load_input(self, context: dg.InputContext) -> dict[str, pd.DataFrame]:
+        keys = context.asset_partition_keys if context.has_asset_partitions else []
+        tables, missing = verdicts.read_validated(self.settings.data, list(keys))
+        if missing:
+            context.log.warning(f"verdict files not validated (or their validated copy unreadable), left out: "
+                                f"{', '.join(missing)}; run validate_verdicts for them")
+        return tables
+
+
 def pipeline_resources(settings: PipelineSettings) -> dict:
     """The resources of the code location, and of every test that materializes its assets."""
-    return {"settings": settings, "promotion_pointer": PromotionPointer(settings=settings)}
+    return {"settings": settings, "promotion_pointer": PromotionPointer(settings=settings),
+            "validated_verdicts": ValidatedVerdicts(settings=settings)}
 
 
 def git_commit() -> str | None:

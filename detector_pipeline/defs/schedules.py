@@ -3,7 +3,7 @@ upstream changed since the last model; otherwise the tick records that nothing c
 
 import dagster as dg
 
-from detector_pipeline.defs.assets import TRAINING_ASSETS, detector, teacher_labels
+from detector_pipeline.defs.assets import TRAINING_ASSETS, detector, reviewed_labels, teacher_labels
 from detector_pipeline.defs.jobs import retrain_job
 from detector_pipeline.defs.partitions import label_batches
 from detector_pipeline.registry.retrain_decision import retrain_decision
@@ -34,6 +34,15 @@ def trained_state(instance: dg.DagsterInstance) -> tuple[dict[str, str] | None, 
     return batches, code
 
 
+def verdict_files_since_model(instance: dg.DagsterInstance) -> list[str]:
+    """Verdict files (partitions of reviewed_labels) validated after the latest detector was trained."""
+    event = instance.get_latest_materialization_event(detector.key)
+    since = event.timestamp if event is not None else 0.0
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=reviewed_labels.key,
+                                                                    after_timestamp=since), limit=1000).records
+    return sorted({r.partition_key for r in records if r.partition_key})
+
+
 def current_code_versions() -> dict[str, str]:
     return {asset.key.to_user_string(): asset.code_versions_by_key[asset.key] for asset in TRAINING_ASSETS}
 
@@ -52,7 +61,7 @@ def nightly_retrain(cron_schedule: str) -> dg.ScheduleDefinition:
 def retrain_tick(context: dg.ScheduleEvaluationContext) -> dg.SkipReason | dg.RunRequest:
     trained_batches, trained_code = trained_state(context.instance)
     decision = retrain_decision(current_batch_versions(context.instance), trained_batches,
-                                current_code_versions(), trained_code)
+                                current_code_versions(), trained_code, verdict_files_since_model(context.instance))
     if not decision.retrain:
         return dg.SkipReason(decision.why)
     return dg.RunRequest(tags={"retrain_reason": decision.why[:200]})

@@ -10,8 +10,16 @@ from pathlib import Path
 import dagster as dg
 
 from detector_pipeline.data.batches import READY_MARKER, scan_incoming
-from detector_pipeline.defs.jobs import RETRAIN_TAGS, VALIDATE_TAGS, retrain_job, validate_batch_job
-from detector_pipeline.defs.partitions import label_batches
+from detector_pipeline.defs.jobs import (
+    RETRAIN_TAGS,
+    VALIDATE_TAGS,
+    retrain_job,
+    validate_batch_job,
+    validate_verdicts_job,
+)
+from detector_pipeline.defs.partitions import label_batches, verdict_files
+from detector_pipeline.review.verdicts import VERDICTS_DIR, VerdictsError, read_verdict_file
+from detector_pipeline.review.verdicts import verdict_files as files_in
 from detector_pipeline.defs.resources import PipelineSettings
 from detector_pipeline.defs.schedules import current_batch_versions, trained_state
 from detector_pipeline.registry.retrain_decision import retrain_decision
@@ -80,3 +88,30 @@ def _coalesced_retrain(instance: dg.DagsterInstance, validated: dict[str, str], 
         return None, "no new complete batch"
     request = dg.RunRequest(job_name=retrain_job.name, run_key=key, tags={"retrain_reason": decision.why[:200]})
     return request, decision.why
+
+
+@dg.sensor(jobs=[validate_verdicts_job], minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def new_verdict_files(context: dg.SensorEvaluationContext, settings: PipelineSettings):
+    """A verdict file under data/verdicts/ (new, or changed: the review page adds to its reviewer's
+    file) is validated once per content; the next retrain takes the verdicts. Files are expected to
+    appear whole (written elsewhere and renamed in, as the review page does); no marker file. A file
+    that can't be read as verdicts at all is skipped with its reason, and the others go on."""
+    known = set(context.instance.get_dynamic_partitions(verdict_files.name))
+    requests, new, skipped = [], [], []
+    for path in files_in(settings.data / VERDICTS_DIR):
+        content = path.read_bytes()
+        try:
+            read_verdict_file(path)
+        except VerdictsError as exc:
+            skipped.append(f"skipped {path.name!r}: {exc}")
+            continue
+        new += [path.name] if path.name not in known else []
+        requests.append(dg.RunRequest(job_name=validate_verdicts_job.name, partition_key=path.name, tags=VALIDATE_TAGS,
+                                      run_key=f"verdicts:{path.name}:{hashlib.sha256(content).hexdigest()[:16]}"))
+    for line in skipped:
+        context.log.warning(line)
+    if not requests:
+        return dg.SensorResult(skip_reason=dg.SkipReason(
+            "; ".join(skipped) or f"no verdict file in {settings.data / VERDICTS_DIR}"))
+    return dg.SensorResult(run_requests=requests,
+                           dynamic_partitions_requests=[verdict_files.build_add_request(new)] if new else [])

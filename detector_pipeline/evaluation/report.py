@@ -149,6 +149,10 @@ def summary_lines(report: dict) -> list[str]:
                 lines.append(f"{name:8s} test, {words:19s} ROC-AUC {_fmt_ci(m[split]['roc_auc'], m[split].get('roc_auc_ci95'))}"
                              f"  PR-AUC {_fmt_ci(m[split]['pr_auc'], m[split].get('pr_auc_ci95'))}")
         lines.append(f"{'':8s} ({m['backbone']}{', RANDOMLY INITIALISED' if m['randomly_initialised'] else ''})")
+    people = ((report.get("metrics") or {}).get("detector") or {}).get("human_verdicts")
+    if people:
+        lines.append(f"detector against human verdicts ({people['n']} test images people judged): ROC-AUC "
+                     f"{_ci(people['roc_auc'])}")
     held_out_real = ((report.get("slices") or {}).get("real_only_false_positive_rate") or {}).get("held_out_sources")
     if held_out_real and held_out_real.get("n_real"):
         lines.append(f"real photographs from sources held out of training: false-positive rate "
@@ -174,7 +178,7 @@ def _sections_markdown(report: dict) -> list[str]:
             if not isinstance(entry, dict):
                 continue
             for which, part in (("seen generators", entry), ("held-out generators", entry.get("held_out") or {})):
-                for against in ("teacher", "ground_truth"):
+                for against in ("teacher", "ground_truth", "human_verdicts"):
                     if against in part:
                         out.append(f"| {model} | {which} | {against.replace('_', ' ')} | {_ci(part[against]['roc_auc'])} | "
                                    f"{_ci(part[against]['pr_auc'])} |")

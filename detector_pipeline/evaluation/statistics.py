@@ -30,13 +30,22 @@ def ranking_with_intervals(y: np.ndarray, s: np.ndarray, groups: np.ndarray) -> 
             "n": int(len(y)), "positives": int(np.sum(y))}
 
 
+MIN_VERDICTS = 10  # judged test images (ai or real, both present) before "against human verdicts" is shown
+
+
 def test_metrics(test: pd.DataFrame, scores: np.ndarray, groups: np.ndarray) -> dict:
-    """Against the teacher (score >= 0.5) and, where the labels have it, against the ground truth."""
+    """Against the teacher (score >= 0.5; where a person overrode it, their verdict), where the labels
+    have it against the ground truth, and where people judged enough test images, against them."""
     entry = {"teacher": ranking_with_intervals(test["label"].to_numpy(), scores, groups)}
     known = known_real(test) | known_ai(test)
     if known.any():
         entry["ground_truth"] = ranking_with_intervals(known_ai(test)[known].astype(int), scores[known], groups[known])
         entry["ground_truth"]["rows_without_ground_truth"] = int((~known).sum())
+    if "verdict" in test.columns:
+        judged = test["verdict"].isin(["ai", "real"]).to_numpy()
+        y = (test["verdict"][judged] == "ai").astype(int).to_numpy()
+        if judged.sum() >= MIN_VERDICTS and 0 < y.sum() < len(y):
+            entry["human_verdicts"] = ranking_with_intervals(y, scores[judged], groups[judged])
     return entry
 
 

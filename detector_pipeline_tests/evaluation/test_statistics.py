@@ -69,3 +69,17 @@ def test_family_against_real_gives_the_cross_generator_number():
     rows = {r["family"]: r for r in evaluation.family_vs_real(test, scores, 0.5)}
     assert rows["seen"]["roc_auc"] == 1.0 and rows["seen"]["tpr_at_threshold"] == 1.0
     assert rows["unseen"]["held_out_of_training"] and rows["unseen"]["roc_auc"] == pytest.approx(0.375)
+
+
+def test_human_verdicts_get_their_own_row_once_there_are_enough():
+    rng = np.random.default_rng(0)
+    n = 40
+    test = pd.DataFrame({"label": rng.integers(0, 2, n), "verdict": [None] * n})
+    scores, groups = rng.random(n), np.arange(n)
+    assert "human_verdicts" not in evaluation.test_metrics(test, scores, groups)
+    test.loc[:evaluation.MIN_VERDICTS - 2, "verdict"] = (["ai", "real"] * evaluation.MIN_VERDICTS)[:evaluation.MIN_VERDICTS - 1]
+    assert "human_verdicts" not in evaluation.test_metrics(test, scores, groups)  # one short of enough
+    test.loc[:19, "verdict"] = ["ai", "real", "unsure", "real"] * 5
+    scores[:20] = np.tile([0.9, 0.1, 0.5, 0.2], 5)
+    row = evaluation.test_metrics(test, scores, groups)["human_verdicts"]
+    assert row["n"] == 15 and row["positives"] == 5 and row["roc_auc"]["value"] == 1.0

@@ -27,7 +27,7 @@ from detector_pipeline_tests.helpers import settings_for, trained_on, write_tiny
 pytestmark = pytest.mark.slow  # every test trains on the base labels in Dagster runs, most retrain
 
 TRAINING_DOWNSTREAM = ["training_labels", "label_stats", "embeddings", "probe_model", "detector",
-                       "offtheshelf_baseline", "evaluation_report", "promoted_detector"]
+                       "offtheshelf_baseline", "evaluation_report", "shadow_comparison", "promoted_detector"]
 
 
 def _add_batch(settings, instance, name: str, n: int = 8) -> None:

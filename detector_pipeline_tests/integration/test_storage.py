@@ -17,7 +17,7 @@ from detector_pipeline.defs.resources import pipeline_resources
 pytestmark = pytest.mark.slow  # a retrain of the tiny chain
 
 RETRAIN = ["training_labels", "label_stats", "embeddings", "probe_model", "detector", "offtheshelf_baseline",
-           "evaluation_report", "promoted_detector"]
+           "evaluation_report", "shadow_comparison", "promoted_detector"]
 
 
 def _zero_length(path: Path) -> None:

@@ -12,6 +12,7 @@ from detector_pipeline.defs.partitions import GROUP, label_batches
 from detector_pipeline.defs.resources import PipelineSettings
 from detector_pipeline.evaluation import plots
 from detector_pipeline.evaluation.model_card import batches_summary
+from detector_pipeline.review.verdicts import apply_verdicts, latest_verdicts
 from detector_pipeline.tasks import labels
 
 
@@ -44,13 +45,19 @@ def teacher_labels(context: dg.AssetExecutionContext, config: SplitConfig, setti
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas"}, code_version="2")
-def training_labels(teacher_labels) -> dg.Output:
-    """Every label batch as one table; an image labelled twice keeps its latest label."""
-    table = combine_batches(teacher_labels)
+@dg.asset(group_name=GROUP, kinds={"pandas"}, code_version="3",
+          ins={"reviewed_labels": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())})
+def training_labels(teacher_labels, reviewed_labels) -> dg.Output:
+    """Every label batch as one table; an image labelled twice keeps its latest label. A person's
+    verdict (reviewed_labels, the latest per image) overrides the teacher's score: `ai` 1.0, `real`
+    0.0, `unsure` the teacher's; `teacher_score`, `verdict`, `reviewer` and `overridden` say where."""
+    table = apply_verdicts(combine_batches(teacher_labels), latest_verdicts(reviewed_labels))
     version = labels.labels_version(table)
+    overridden = table[table["overridden"]]
     return dg.Output(table, data_version=dg.DataVersion(version), metadata={
         "dagster/row_count": len(table),
+        "overridden_by_people": len(overridden),
+        "overrides": md.table(overridden[["verdict", "reviewer", "teacher_score", "ai_score", "split", "file"]], limit=50),
         "batches": dg.MetadataValue.json(batches_summary(table)),
         "labels_version": version,
         "splits": _splits(table),

@@ -11,6 +11,7 @@ from detector_pipeline.errors import MismatchedInputs
 from detector_pipeline.models.embeddings import EmbeddingSet
 from detector_pipeline.registry.consistency import require_same_labels
 from detector_pipeline.registry.records import EvaluationReport, ModelRecord, PromotedModel
+from detector_pipeline.review.shadow import ShadowComparison
 from detector_pipeline.tasks import promotion
 from detector_pipeline.tasks.labels import labels_version
 
@@ -51,11 +52,12 @@ def detector_not_worse_than_promoted(detector: ModelRecord, training_labels: pd.
                                                          settings.data))
 
 
-@dg.asset(group_name=GROUP, kinds={"json"}, code_version="3", io_manager_key="promotion_pointer")
-def promoted_detector(context: dg.AssetExecutionContext, detector: ModelRecord,
-                      evaluation_report: EvaluationReport) -> dg.Output:
+@dg.asset(group_name=GROUP, kinds={"json"}, code_version="4", io_manager_key="promotion_pointer")
+def promoted_detector(context: dg.AssetExecutionContext, detector: ModelRecord, evaluation_report: EvaluationReport,
+                      shadow_comparison: ShadowComparison) -> dg.Output:
     """The model the feed is scored with, and the threshold its evaluation report chose on validation.
-    Runs only when the detector's blocking gate checks passed; stored by moving the promotion pointer."""
+    Runs only when the detector's blocking gate checks passed, after it was shadow-scored on the
+    champion's feed (what it changes is in the metadata); stored by moving the promotion pointer."""
     if evaluation_report.detector_version != detector.version:
         raise MismatchedInputs(f"evaluation_report describes detector {evaluation_report.detector_version}, "
                                f"not {detector.version}: materialize evaluation_report again (job `report`)")
@@ -64,4 +66,4 @@ def promoted_detector(context: dg.AssetExecutionContext, detector: ModelRecord,
                              report_id=evaluation_report.report_id, run_id=context.run.run_id,
                              promoted_by="promoted_detector")
     return dg.Output(promoted, metadata={"version": promoted.version, "threshold": md.number(promoted.threshold, ""),
-                                         "report": promoted.report_id})
+                                         "report": promoted.report_id, "shadow": shadow_comparison.line()})
