@@ -28,7 +28,11 @@ def review_queue_file(data: Path, batch: str) -> tuple[Path, dict]:
 
 
 def review(args) -> int:
+    from detector_pipeline.review.verdicts import reviewer_file_name
+
     data = data_dir()
+    if args.serve:
+        reviewer_file_name(args.reviewer)  # a bad name is refused before anything is read
     path, evaluation = review_queue_file(data, args.batch)
     queue = pd.read_parquet(path)
     if args.serve:
@@ -60,9 +64,7 @@ def live_columns(data: Path) -> dict[str, dict]:
 def serve_review(data: Path, args, queue: pd.DataFrame, evaluation: dict) -> int:
     """The review page of the batch's queue until interrupted (Ctrl-C)."""
     from detector_pipeline.review.page import review_app, serve
-    from detector_pipeline.review.verdicts import reviewer_file_name
 
-    reviewer_file_name(args.reviewer)  # a bad name is refused before the page starts
     if "sha256" not in queue.columns:
         raise NotFound(f"{args.batch}'s review queue predates content hashes: materialize review_queue for "
                        f"partition {args.batch!r} again")

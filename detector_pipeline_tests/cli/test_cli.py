@@ -121,6 +121,10 @@ def test_bad_arguments_and_unknown_versions_have_their_codes(data, images, tmp_p
     _one_line_error(capsys, 4, "0123456789abcdef")
     assert main(["validate", str(tmp_path / "nope.parquet"), "--root", str(tmp_path)]) == 2
     _one_line_error(capsys, 2, "nope.parquet")
+    assert main(["review", "b1", "--serve", "--reviewer", "../ana"]) == 2
+    _one_line_error(capsys, 2, "reviewer name '../ana'")
+    assert main(["review", "b1", "--serve", "--reviewer", "ana"]) == 4
+    _one_line_error(capsys, 4, "batch 'b1' has no evaluation")
 
 
 def test_bench_photographs_smaller_than_a_crop_are_one_line(tmp_path, monkeypatch, capsys):
