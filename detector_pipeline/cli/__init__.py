@@ -11,7 +11,6 @@ space and re-run); 130 interrupted. `review` exits 4 for a batch that was never 
 """
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -85,7 +84,7 @@ def _add_model_commands(sub) -> None:
     review.add_argument("--out", metavar="F", help="also copy the queue (parquet) to F")
     review.add_argument("--serve", action="store_true",
                         help="serve the review page: mark each image ai, real or unsure (saved to data/verdicts/)")
-    review.add_argument("--reviewer", default=os.environ.get("USER") or "reviewer",
+    review.add_argument("--reviewer",
                         help="whose verdicts these are (default: $USER); names the file data/verdicts/review-NAME.parquet")
     review.add_argument("--host", default="127.0.0.1")
     review.add_argument("--port", type=int, default=8765)

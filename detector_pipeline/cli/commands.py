@@ -144,7 +144,7 @@ def _promoted_threshold(data: Path, version: str) -> float | None:
 def promote(args) -> int:
     """Through the gate's comparison with the promoted model on the current validation split (the
     training_labels in the Dagster instance), or --force with a reason that the history keeps."""
-    from detector_pipeline.cli.runs import check_against_promoted, record_promotion
+    from detector_pipeline.cli.runs import check_against_promoted, instance_labels_and_verdicts, record_promotion
     from detector_pipeline.registry import pointer as registry
     from detector_pipeline.registry.artifacts import load_model_files
     from detector_pipeline.registry.records import PromotedModel
@@ -158,7 +158,8 @@ def promote(args) -> int:
         raise ArtifactError(f"detector {args.version} has no evaluation report yet, so no operating threshold: "
                             "materialize evaluation_report for it first (job `report`)")
     load_model_files(registry.model_folder(data, candidate.folder))  # verified: a changed file is never promoted
-    labels, verdicts = _labels_for_gate(args.force)
+    # --force compares with nothing, so it needs no Dagster instance; the shadow line is printed either way.
+    labels, verdicts = (None, None) if args.force is not None else instance_labels_and_verdicts()
     print(_shadow_line(data, candidate, report["operating_point"]["threshold"], labels), flush=True)  # also when refused
     if args.force is None:
         verdict = check_against_promoted(data, candidate, labels, verdicts)
@@ -173,25 +174,11 @@ def promote(args) -> int:
     return 0
 
 
-def _labels_for_gate(force: str | None):
-    """The instance's training labels and verdicts; with --force, none is fine (nothing to compare on)."""
-    from detector_pipeline.cli.runs import instance_labels_and_verdicts
-
-    try:
-        return instance_labels_and_verdicts()
-    except ArtifactError:
-        if force is None:
-            raise
-        return None, None
-
-
 def _shadow_line(data: Path, candidate, threshold: float, labels) -> str:
     """What promoting would change on the champion's latest scored feed (the shadow comparison)."""
     from detector_pipeline.defs.resources import PipelineSettings
     from detector_pipeline.tasks.review import shadow_compare
 
-    if labels is None:
-        return "shadow scoring: not compared (no training_labels in this Dagster instance)"
     profile = PipelineSettings.of(read_environment()).resolved_profile()
     return shadow_compare(labels, candidate, threshold, profile, data).line()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from detector_pipeline.cli.paths import data_dir
+from detector_pipeline.config.environment import read_environment
 from detector_pipeline.errors import NotFound
 from detector_pipeline.registry import live_figures
 
@@ -32,6 +33,7 @@ def review(args) -> int:
 
     data = data_dir()
     if args.serve:
+        args.reviewer = args.reviewer or read_environment().user
         reviewer_file_name(args.reviewer)  # a bad name is refused before anything is read
     path, evaluation = review_queue_file(data, args.batch)
     queue = pd.read_parquet(path)

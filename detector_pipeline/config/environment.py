@@ -15,6 +15,7 @@
 | DETECTOR_RETRAIN_CRON | retrain_cron | 0 2 * * * |
 | DAGSTER_HOME | dagster_home | none (a throwaway instance) |
 | HF_HUB_OFFLINE | hub_offline | false |
+| USER | user | reviewer (whose verdicts the review page records, unless --reviewer says) |
 
 A relative path in a variable is taken from the working directory. An empty variable counts as unset.
 """
@@ -44,6 +45,7 @@ class Environment:
     retrain_cron: str
     dagster_home: Path | None
     hub_offline: bool
+    user: str = "reviewer"
 
     def with_profile(self, profile: str | None) -> "Environment":
         """The same environment with the profile a command line chose, where it chose one."""
@@ -73,4 +75,5 @@ def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
         retrain_cron=env.get("DETECTOR_RETRAIN_CRON", "0 2 * * *"),
         dagster_home=Path(env["DAGSTER_HOME"]) if "DAGSTER_HOME" in env else None,
         hub_offline=env.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"),
+        user=env.get("USER", "reviewer"),
     )

@@ -79,12 +79,15 @@ def regression_on_verdicts(labels: pd.DataFrame, all_verdicts: pd.DataFrame, can
                                           incumbent.version if incumbent else None, groups)
 
 
-def shadow_compare(labels: pd.DataFrame, challenger: ModelRecord, challenger_threshold: float, profile: Profile,
+def shadow_compare(labels: pd.DataFrame | None, challenger: ModelRecord, challenger_threshold: float, profile: Profile,
                    data_dir: Path) -> shadow.ShadowComparison:
     """The challenger scores the images of the champion's latest feed_scores; both decide at their own
     operating thresholds. Nothing to compare with: no champion, the challenger is the champion, or the
     champion has not scored a feed yet."""
-    champion = read_promoted_model(data_dir)
+    try:
+        champion = read_promoted_model(data_dir)
+    except ArtifactError as exc:  # a pointer being repaired (promote --force) has no champion to compare with
+        return shadow.not_compared(challenger.version, None, f"the promoted model can't be read ({exc})")
     if champion is None:
         return shadow.not_compared(challenger.version, None, "no champion promoted yet, so no decision can change")
     if champion.version == challenger.version:
@@ -97,11 +100,13 @@ def shadow_compare(labels: pd.DataFrame, challenger: ModelRecord, challenger_thr
     feed = pd.read_parquet(feed_file, columns=["path", "sha256", "p_ai"]).dropna().reset_index(drop=True)
     rows = pd.DataFrame({"sha256": feed["sha256"], "file": feed["path"]})
     p_challenger = _scores(model_folder(data_dir, challenger.folder), rows, profile, data_dir)
-    try:
-        val_champion = validation_scores(labels, model_folder(data_dir, champion.folder), profile, data_dir)
-    except ArtifactError:
-        val_champion = np.zeros(0)
-    val_challenger = validation_scores(labels, model_folder(data_dir, challenger.folder), profile, data_dir)
+    val_champion = val_challenger = np.zeros(0)  # no labels (promote --force): no prediction from validation
+    if labels is not None:
+        try:
+            val_champion = validation_scores(labels, model_folder(data_dir, champion.folder), profile, data_dir)
+        except ArtifactError:
+            val_champion = np.zeros(0)
+        val_challenger = validation_scores(labels, model_folder(data_dir, challenger.folder), profile, data_dir)
     if len(val_champion) != len(val_challenger):
         val_champion = val_challenger = np.zeros(0)
     return shadow.compare(challenger.version, champion.version, feed["path"].tolist(), feed["sha256"].tolist(),

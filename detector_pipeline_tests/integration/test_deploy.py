@@ -56,7 +56,8 @@ def test_gpu_steps_ask_for_a_gpu_in_valid_k8s_config():
                                 resources=pipeline_resources(PipelineSettings())).get_repository_def()
     job = repository.get_implicit_global_asset_job_def()
     gpu_ops = [op for op in job.graph.iterate_op_defs() if op.pool == partitions.GPU_POOL]
-    assert {"embed_chunk", "detector", "feed_scores", "batch_evaluation", "ablation_study"} == {op.name for op in gpu_ops}
+    assert {"embed_chunk", "detector", "feed_scores", "batch_evaluation", "ablation_study", "shadow_comparison"} == {
+        op.name for op in gpu_ops}
     for op in gpu_ops:
         tag = op.tags["dagster-k8s/config"]  # Dagster keeps non-string tag values as JSON
         assert (json.loads(tag) if isinstance(tag, str) else tag) == partitions.GPU_STEP_TAGS["dagster-k8s/config"]
@@ -93,7 +94,7 @@ def test_dockerfile_copies_what_exists_and_serves_the_definitions():
 
     jobs = {job.name for job in defs.get_repository_def().get_all_jobs()}
     assert {"validate_batch", "retrain_on_batch", "retrain", "score_feed", "ablations", "report"} <= jobs
-    assert {s.name for s in defs.sensors} == {"new_label_batches"}
+    assert {s.name for s in defs.sensors} == {"new_label_batches", "new_verdict_files"}
     assert {s.name for s in defs.schedules} == {"nightly_retrain"}
 
 

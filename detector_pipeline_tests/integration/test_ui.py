@@ -126,6 +126,13 @@ def test_materialize_the_chain_from_the_ui(dagster_ui):
             pass
         page.get_by_role("button", name="Materialize all").click(timeout=90_000)
         dialog = page.get_by_role("dialog")
+        # On a new instance nobody has reviewed anything: the UI asks whether to go on without
+        # reviewed_labels (training_labels then takes no verdicts), and a person confirms.
+        try:
+            expect(dialog.get_by_text("reviewed_labels", exact=True)).to_be_visible(timeout=15_000)
+            dialog.get_by_role("button", name="Confirm").click()
+        except (AssertionError, PlaywrightTimeout):
+            pass
         expect(dialog.get_by_text(re.compile(r"Launch runs to materialize \d+ assets"))).to_be_visible(timeout=30_000)
         dialog.get_by_role("button", name="All", exact=True).click()
         expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible(timeout=10_000)
