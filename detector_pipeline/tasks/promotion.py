@@ -38,9 +38,15 @@ def validation_scores(labels: pd.DataFrame, folder: Path, profile: Profile, data
     """A saved detector's scores on the validation split. The model is loaded (and so verified) every
     time; only images it has not scored before are scored (cached by version and image content)."""
     val = rows_in(labels, "val")
+    return detector_scores(folder, val["sha256"], image_files(val), profile, data_dir)
+
+
+def detector_scores(folder: Path, sha256, files, profile: Profile, data_dir: Path) -> np.ndarray:
+    """A saved detector's P(AI) on these files, loaded (and so verified) each time, cached by version
+    and image content: the gate, the gate on verdicts and shadow scoring read the same cache."""
     scorer = detector_scorer(folder, profile)
-    return cached_scores(scores_cache(data_dir / "cache/scores", f"detector-{folder.name}"), val["sha256"],
-                         image_files(val), scorer.score)
+    return cached_scores(scores_cache(data_dir / "cache/scores", f"detector-{folder.name}"), sha256, files,
+                         scorer.score)
 
 
 def compare_on_validation(labels: pd.DataFrame, candidate: np.ndarray, incumbent: np.ndarray) -> GateDecision:

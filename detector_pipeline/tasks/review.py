@@ -9,13 +9,11 @@ import pandas as pd
 from detector_pipeline.config.profiles import Profile
 from detector_pipeline.data.splits import group_column, rows_in
 from detector_pipeline.errors import ArtifactError
-from detector_pipeline.evaluation.score_cache import cached_scores, scores_cache
 from detector_pipeline.evaluation.thresholds import threshold_for_precision
 from detector_pipeline.registry.pointer import model_folder, read_promoted_model, relative_folder
 from detector_pipeline.registry.records import ModelRecord
 from detector_pipeline.review import regression, shadow, verdicts
-from detector_pipeline.tasks.models import detector_scorer
-from detector_pipeline.tasks.promotion import validation_scores
+from detector_pipeline.tasks.promotion import detector_scores, validation_scores
 
 FEED_SCORES = "feed_scores.parquet"
 
@@ -44,10 +42,7 @@ def validate_verdict_file(path: Path, known: pd.DataFrame, data_dir: Path) -> ve
 
 
 def _scores(folder: Path, rows: pd.DataFrame, profile: Profile, data_dir: Path) -> np.ndarray:
-    """A saved detector's P(AI) on rows (sha256, file), cached by version and image content."""
-    scorer = detector_scorer(folder, profile)
-    return cached_scores(scores_cache(data_dir / "cache/scores", f"detector-{folder.name}"), rows["sha256"],
-                         [data_dir / f for f in rows["file"]], scorer.score)
+    return detector_scores(folder, rows["sha256"], [data_dir / f for f in rows["file"]], profile, data_dir)
 
 
 def candidate_threshold(labels: pd.DataFrame, candidate: ModelRecord, profile: Profile, data_dir: Path,
@@ -67,13 +62,13 @@ def regression_on_verdicts(labels: pd.DataFrame, all_verdicts: pd.DataFrame, can
     threshold = candidate_threshold(labels, candidate, profile, data_dir, target_precision)
     scores = _scores(model_folder(data_dir, candidate.folder), rows, profile, data_dir)
     incumbent, incumbent_scores = read_promoted_model(data_dir), None
-    if incumbent is not None and incumbent.version != candidate.version:
+    if incumbent is not None and incumbent.version == candidate.version:
+        incumbent = None  # the candidate is already promoted: nothing to be worse than
+    if incumbent is not None:
         try:
             incumbent_scores = _scores(model_folder(data_dir, incumbent.folder), rows, profile, data_dir)
         except ArtifactError:  # as the validation gate: a promoted model that can't score protects nothing
             incumbent = None
-    elif incumbent is not None:
-        incumbent = None
     return regression.compare_on_verdicts(rows, scores, threshold, incumbent_scores,
                                           incumbent.threshold if incumbent else None,
                                           incumbent.version if incumbent else None, groups)

@@ -43,12 +43,12 @@ def reviewed_labels(context: dg.AssetExecutionContext, settings: PipelineSetting
         "verdicts_version": version})
 
 
-def _sheet(rows: list[dict], settings: PipelineSettings) -> str:
-    queue = pd.DataFrame([{"rank": i + 1, "kind": f"person: {r['verdict']}", "ai_score": r.get("p_incumbent", 0.0),
-                           "p_ai": r["p_candidate"], "p_ai_on_teacher_scale": r["p_candidate"]}
-                          for i, r in enumerate(rows)])
-    png = contact_sheet(queue, [settings.data / r["file"] for r in rows])
-    return plots.markdown_image(png, "images the candidate newly gets wrong (T: promoted model, D: candidate)")
+def _sheet(rows: list[tuple[str, float, float, str]], settings: PipelineSettings, alt: str) -> dg.MetadataValue:
+    """A contact sheet of (kind, T, D, file) rows, T and D the two models' P(AI)s."""
+    queue = pd.DataFrame([{"rank": i + 1, "kind": kind, "ai_score": t, "p_ai": d, "p_ai_on_teacher_scale": d}
+                          for i, (kind, t, d, _) in enumerate(rows)])
+    png = contact_sheet(queue, [settings.data / f for *_, f in rows])
+    return dg.MetadataValue.md(plots.markdown_image(png, alt))
 
 
 @dg.asset_check(asset=detector, blocking=True, additional_ins={
@@ -75,8 +75,10 @@ def _regression_metadata(decision: RegressionDecision, settings: PipelineSetting
             "candidate_wrong": decision.candidate_wrong,
             "incumbent_wrong": decision.incumbent_wrong if decision.incumbent_wrong is not None else "n/a",
             "newly_wrong": md.table(decision.newly_wrong),
-            "newly_wrong_images": dg.MetadataValue.md(_sheet(decision.newly_wrong, settings) if decision.newly_wrong
-                                                      else "_none_")})
+            "newly_wrong_images": _sheet([(f"person: {r['verdict']}", r["p_incumbent"], r["p_candidate"], r["file"])
+                                          for r in decision.newly_wrong], settings,
+                                         "images the candidate newly gets wrong (T: promoted model, D: candidate)")
+            if decision.newly_wrong else dg.MetadataValue.md("_none_")})
     return metadata
 
 
@@ -115,11 +117,7 @@ def _shadow_metadata(comparison: ShadowComparison, settings: PipelineSettings) -
                      "validation_flip_share": md.number(comparison.validation_flip_share, "no validation split"),
                      "biggest_flips": md.table(flips)})
     if flips:
-        queue = pd.DataFrame([{"rank": i + 1, "kind": f["direction"], "ai_score": f["p_champion"],
-                               "p_ai": f["p_challenger"], "p_ai_on_teacher_scale": f["p_challenger"]}
-                              for i, f in enumerate(flips)])
-        png = contact_sheet(queue, [settings.data / f["path"] for f in flips])
-        metadata["contact_sheet"] = dg.MetadataValue.md(
-            plots.markdown_image(png, "biggest flips (T: champion's P(AI), D: challenger's)"))
+        metadata["contact_sheet"] = _sheet([(f["direction"], f["p_champion"], f["p_challenger"], f["path"]) for f in flips],
+                                           settings, "biggest flips (T: champion's P(AI), D: challenger's)")
     return metadata
 

@@ -13,6 +13,7 @@ from detector_pipeline.errors import ArtifactError
 from detector_pipeline.registry.pointer import model_folder, registry_dir
 from detector_pipeline.registry.records import PromotedModel
 from detector_pipeline.tasks.production import feed_drift
+from detector_pipeline.tasks.review import feed_scores_file
 from detector_pipeline.tasks.scoring import review_band, score_to_parquet
 
 DRIFT_CHECK = "feed_matches_test_distribution"
@@ -30,7 +31,7 @@ def feed_scores(context: dg.AssetExecutionContext, config: FeedConfig, settings:
         raise ArtifactError(f"no promoted detector in {registry_dir(settings.data)}: train one (job `retrain`) or "
                             "promote a version (detector-pipeline promote VERSION)")
     feed = Path(config.feed_dir or settings.feed_dir)
-    out = settings.data / "scores" / promoted_detector.version / "feed_scores.parquet"
+    out = feed_scores_file(settings.data, promoted_detector.version)
     band = review_band(promoted_detector)
     summary = score_to_parquet(model_folder(settings.data, promoted_detector.folder), promoted_detector.threshold,
                                [feed], out, batch_size=settings.resolved_profile().infer_batch_size,
