@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from detector_pipeline.evaluation.metrics import roc_auc
-from detector_pipeline.evaluation.noise import paired_auc_difference
+from detector_pipeline.evaluation.noise import paired_difference
 from detector_pipeline.registry.artifacts import append_line, write_json_atomic
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -52,7 +52,7 @@ def summarize(results: dict[str, list[dict]], probe_scores: np.ndarray, y: np.nd
         seeds = sorted(set(by_seed[a]) & (set(by_seed[a]) if b == "probe" else set(by_seed[b])))
         scores_a = np.stack([by_seed[a][s] for s in seeds]) if seeds else np.empty((0, len(y)))
         scores_b = np.asarray(probe_scores, dtype=float) if b == "probe" else np.stack([by_seed[b][s] for s in seeds])
-        result = (paired_auc_difference(y, scores_a, scores_b, groups) if seeds else
+        result = (paired_difference(y, scores_a, scores_b, groups) if seeds else
                   {"difference": None, "ci95": None, "verdict": "inconclusive", "n_seeds": 0,
                    "minimum_detectable_difference": None})
         claims.append({"claim": claim, "a": a, "b": b, "seeds": seeds, **result, "words": _words(claim, result)})

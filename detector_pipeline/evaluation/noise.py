@@ -1,10 +1,12 @@
 """Is A worse (or better) than B beyond noise? The one rule every comparison here uses: the 95 %
-interval of the ROC-AUC difference A - B lies wholly below zero (worse: "refuted") or wholly above
-it (better: "confirmed"); otherwise "inconclusive".
+interval of the difference A - B of a metric lies wholly below zero (worse: "refuted") or wholly
+above it (better: "confirmed"); otherwise "inconclusive". The metric is ROC-AUC, except on people's
+verdicts, where it is the share of judged images decided as people decided (review/regression.py).
 
 Two designs, each with the interval it needs:
-- paired (`paired_auc_difference`): both models score the same images (the promotion gate, the
-  ablations). The statistic is the mean over seeds of ROC-AUC(A, seed) - ROC-AUC(B, seed). Its
+- paired (`paired_difference`): both models score the same images (the promotion gate, the
+  ablations, the gate on verdicts). The statistic is the mean over seeds of metric(A, seed) -
+  metric(B, seed). Its
   interval comes from a two-level bootstrap: each resample draws source groups with replacement
   and, independently, seeds with replacement, so it is as wide as both kinds of noise make it (a
   model without seeds, such as the probe, pairs with every seed of the other).
@@ -12,6 +14,8 @@ Two designs, each with the interval it needs:
   own test split). The two standard errors, each read off its bootstrap interval over source groups
   (width / 3.92), add in quadrature (the normal approximation).
 """
+
+from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import norm
@@ -22,6 +26,8 @@ N_RESAMPLES = 1000
 LEVEL = 0.95
 POWER = 0.8
 Z95 = float(norm.ppf(0.5 + LEVEL / 2))
+
+Metric = Callable[[np.ndarray, np.ndarray], float | None]
 
 
 def verdict(ci95: list[float] | None) -> str:
@@ -41,28 +47,29 @@ def as_seed_rows(scores: np.ndarray, n_seeds: int) -> np.ndarray:
     return np.broadcast_to(scores, (n_seeds, scores.shape[-1])) if scores.ndim == 1 else scores
 
 
-def _mean_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, seeds: np.ndarray, index: np.ndarray) -> float | None:
+def _mean_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, seeds: np.ndarray, index: np.ndarray,
+                     metric: Metric) -> float | None:
     diffs = []
     for k in seeds:
-        auc_a, auc_b = roc_auc(y[index], a[k, index]), roc_auc(y[index], b[k, index])
-        if auc_a is None or auc_b is None:
+        value_a, value_b = metric(y[index], a[k, index]), metric(y[index], b[k, index])
+        if value_a is None or value_b is None:
             return None
-        diffs.append(auc_a - auc_b)
+        diffs.append(value_a - value_b)
     return float(np.mean(diffs))
 
 
-def paired_auc_difference(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, groups: np.ndarray,
-                          n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict:
-    """scores_a, scores_b: [n_seeds, n_images] (seed k of A paired with seed k of B) or [n_images].
-    Returns the observed difference, its interval, the verdict, the bootstrap standard error and the
+def paired_difference(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, groups: np.ndarray,
+                      n_resamples: int = N_RESAMPLES, seed: int = 0, metric: Metric = roc_auc) -> dict:
+    """scores_a, scores_b: [n_seeds, n_images] (seed k of A paired with seed k of B) or [n_images];
+    `metric(y, scores)` is None where undefined (ROC-AUC on one class). Returns the observed difference, its interval, the verdict, the bootstrap standard error and the
     minimum detectable difference."""
     y = np.asarray(y).astype(int)
     n_seeds = max(np.ndim(scores_a) == 2 and len(scores_a) or 1, np.ndim(scores_b) == 2 and len(scores_b) or 1)
     a, b = as_seed_rows(scores_a, n_seeds), as_seed_rows(scores_b, n_seeds)
-    observed = _mean_difference(y, a, b, np.arange(n_seeds), np.arange(len(y)))
+    observed = _mean_difference(y, a, b, np.arange(n_seeds), np.arange(len(y)), metric)
     seed_draws = np.random.default_rng([seed, 1])
     draws = grouped_bootstrap(
-        lambda index: _mean_difference(y, a, b, seed_draws.integers(0, n_seeds, n_seeds), index),
+        lambda index: _mean_difference(y, a, b, seed_draws.integers(0, n_seeds, n_seeds), index, metric),
         groups, n_resamples, seed) if observed is not None else np.empty(0)
     result = {"difference": observed, "n_seeds": int(n_seeds), "n_images": int(len(y)), "positives": int(y.sum()),
               "n_groups": int(len(np.unique(np.asarray(groups)))), "resamples": int(len(draws))}

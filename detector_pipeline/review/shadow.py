@@ -1,6 +1,6 @@
 """The challenger beside the champion on the same recent feed, before it replaces it: how many
 decisions change and which way, how much the two agree, and whether the change is far larger than
-their validation difference predicts."""
+their validation difference predicts (or larger than any retrain should make)."""
 
 from dataclasses import asdict, dataclass, field
 
@@ -11,6 +11,9 @@ from sklearn.metrics import cohen_kappa_score
 # Beyond this multiple of the upper end of the validation flip share's 95 % interval, the feed's flips
 # are "far larger than validation predicts": a generous factor, as the feed is not the validation split.
 SURPRISE_FACTOR = 2.0
+# A share of changed feed decisions that warns whatever validation predicts: a teacher gone wrong
+# everywhere moves validation's labels with it, so validation "predicts" its flips too.
+MAX_CHANGED_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,15 @@ def compare(challenger: str, champion: str, paths: list[str], sha256: list[str],
     changed = old != new
     val_share, val_ci = flip_share(np.asarray(val_champion_ai), np.asarray(val_challenger_ai))
     share = float(changed.mean()) if len(changed) else 0.0
-    surprising = val_ci is not None and share > SURPRISE_FACTOR * val_ci[1] and changed.sum() > 0
+    beyond_validation = val_ci is not None and share > SURPRISE_FACTOR * val_ci[1] and changed.sum() > 0
+    too_many = share > MAX_CHANGED_SHARE
     expected = "no validation split to predict from" if val_ci is None else (
         f"{share:.1%} of the feed changes decision against {val_share:.1%} of validation "
         f"(95 % interval {val_ci[0]:.1%} to {val_ci[1]:.1%})")
-    why = (f"far more decisions change on the feed than on validation: {expected}" if surprising
-           else expected)
+    why = (f"far more decisions change on the feed than on validation: {expected}" if beyond_validation else
+           f"{share:.1%} of the feed's decisions change, more than {MAX_CHANGED_SHARE:.0%} whatever validation "
+           f"predicts: {expected}" if too_many else expected)
+    surprising = beyond_validation or too_many
     order = np.argsort(-np.abs(np.asarray(p_challenger) - np.asarray(p_champion))[changed], kind="stable")[:shown]
     flipped = np.flatnonzero(changed)[order]
     flips = [{"path": paths[i], "sha256": sha256[i], "p_champion": float(p_champion[i]),

@@ -11,7 +11,7 @@ from detector_pipeline.config.profiles import Profile
 from detector_pipeline.data.splits import group_column, image_files, rows_in
 from detector_pipeline.errors import ArtifactError
 from detector_pipeline.evaluation.metrics import roc_auc
-from detector_pipeline.evaluation.noise import paired_auc_difference
+from detector_pipeline.evaluation.noise import paired_difference
 from detector_pipeline.evaluation.score_cache import cached_scores, scores_cache
 from detector_pipeline.models.embeddings import EmbeddingSet
 from detector_pipeline.registry.pointer import model_folder, read_promoted
@@ -54,7 +54,7 @@ def compare_on_validation(labels: pd.DataFrame, candidate: np.ndarray, incumbent
     split's noise, by the project's one rule (evaluation/noise.py, paired: the same images)."""
     val = rows_in(labels, "val")
     y = val["label"].to_numpy()
-    paired = paired_auc_difference(y, candidate, incumbent, group_column(val).to_numpy())
+    paired = paired_difference(y, candidate, incumbent, group_column(val).to_numpy())
     passed = paired["verdict"] != "refuted"
     return GateDecision(passed=passed, why="not worse beyond validation noise" if passed else "worse beyond validation noise",
                         candidate_val_roc_auc=roc_auc(y, candidate), incumbent_val_roc_auc=roc_auc(y, incumbent),

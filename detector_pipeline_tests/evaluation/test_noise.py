@@ -5,7 +5,7 @@ import pytest
 
 from detector_pipeline.evaluation import ablations
 from detector_pipeline.evaluation import noise
-from detector_pipeline.evaluation.noise import paired_auc_difference
+from detector_pipeline.evaluation.noise import paired_difference
 
 pytestmark = pytest.mark.slow  # 7 s to 2 min each on 2 cores: sklearn's roc_auc_score in a loop over bootstrap resamples and seeds
 
@@ -24,7 +24,7 @@ def _model(rng, y, noise: float, seeds: int) -> np.ndarray:
 def test_two_identical_models_differ_by_zero_with_an_interval_around_zero():
     rng, y, groups = _data(400, 0.15, 4)
     scores = _model(rng, y, 1.0, 5)
-    result = paired_auc_difference(y, scores, scores.copy(), groups, n_resamples=200)
+    result = paired_difference(y, scores, scores.copy(), groups, n_resamples=200)
     assert result["difference"] == 0.0
     low, high = result["ci95"]
     assert low <= 0.0 <= high and high - low < 1e-12
@@ -36,16 +36,16 @@ def test_a_better_ranking_is_found_at_a_sample_size_where_it_must_be():
     # above what this design can miss.
     rng, y, groups = _data(1500, 0.15, 5)
     better, worse = _model(rng, y, 0.6, 5), _model(rng, y, 1.2, 5)
-    result = paired_auc_difference(y, better, worse, groups, n_resamples=300)
+    result = paired_difference(y, better, worse, groups, n_resamples=300)
     assert result["verdict"] == "confirmed" and result["ci95"][0] > 0
     assert result["difference"] > result["minimum_detectable_difference"]
-    assert paired_auc_difference(y, worse, better, groups, n_resamples=300)["verdict"] == "refuted"
+    assert paired_difference(y, worse, better, groups, n_resamples=300)["verdict"] == "refuted"
 
 
 def test_a_difference_below_the_minimum_detectable_one_is_inconclusive_and_says_so():
     rng, y, groups = _data(200, 0.15, 4, seed=3)
     a, b = _model(rng, y, 1.00, 3), _model(rng, y, 1.02, 3)
-    result = paired_auc_difference(y, a, b, groups, n_resamples=300)
+    result = paired_difference(y, a, b, groups, n_resamples=300)
     assert result["verdict"] == "inconclusive"
     assert abs(result["difference"]) < result["minimum_detectable_difference"]
 
@@ -59,7 +59,7 @@ def test_seed_to_seed_noise_widens_the_interval():
     erratic = np.stack([y + rng.normal(0, noise, len(y)) for noise in (0.3, 2.5, 0.3, 2.5, 0.6)])
     width = {}
     for name, a in (("steady", steady), ("erratic", erratic)):
-        low, high = paired_auc_difference(y, a, b, groups, n_resamples=300)["ci95"]
+        low, high = paired_difference(y, a, b, groups, n_resamples=300)["ci95"]
         width[name] = high - low
     assert width["erratic"] > 2 * width["steady"]
 
@@ -67,7 +67,7 @@ def test_seed_to_seed_noise_widens_the_interval():
 def test_a_model_without_seeds_pairs_with_every_seed():
     rng, y, groups = _data(600, 0.2, 3)
     seeded, single = _model(rng, y, 0.7, 4), _model(rng, y, 0.7, 1)[0]
-    result = paired_auc_difference(y, seeded, single, groups, n_resamples=100)
+    result = paired_difference(y, seeded, single, groups, n_resamples=100)
     assert result["n_seeds"] == 4 and result["ci95"] is not None
 
 
@@ -113,7 +113,7 @@ def test_the_gate_refuses_exactly_where_the_shared_paired_rule_says_worse():
                            "sha256": [f"{i:064x}" for i in range(len(y))]})
     worse, better = _model(rng, y, 1.5, 1)[0], _model(rng, y, 0.5, 1)[0]
     gate = compare_on_validation(labels, worse, better)
-    shared = paired_auc_difference(y, worse, better, labels["source_group"].to_numpy())
+    shared = paired_difference(y, worse, better, labels["source_group"].to_numpy())
     assert not gate.passed and shared["verdict"] == "refuted"
     assert gate.difference_95ci == shared["ci95"] and gate.difference == shared["difference"]
     assert compare_on_validation(labels, better, worse).passed

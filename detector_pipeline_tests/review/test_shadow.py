@@ -38,3 +38,14 @@ def test_flips_in_line_with_validation_are_not_surprising():
 def test_nothing_to_compare_says_why():
     result = shadow.not_compared("new", None, "no champion promoted yet, so no decision can change")
     assert not result.compared and result.line() == "shadow scoring: no champion promoted yet, so no decision can change"
+
+
+def test_most_of_the_feed_changing_warns_even_when_validation_changed_as_much():
+    """A teacher wrong everywhere takes validation with it: validation predicts the flips it causes."""
+    rng = np.random.default_rng(1)
+    p_old = rng.random(500)
+    val_old = rng.random(300) < 0.3
+    result = shadow.compare("new", "old", [str(i) for i in range(500)], [str(i) for i in range(500)], p_old, 0.5,
+                            1 - p_old, 0.5, val_old, ~val_old)
+    assert result.validation_flip_share == 1.0 and result.changed == 500
+    assert result.surprising and "more than 25% whatever validation predicts" in result.why

@@ -56,8 +56,9 @@ def _sheet(rows: list[tuple[str, float, float, str]], settings: PipelineSettings
     "reviewed_labels": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())})
 def detector_keeps_human_verdicts(detector: ModelRecord, training_labels: pd.DataFrame, reviewed_labels,
                                   settings: PipelineSettings) -> dg.AssetCheckResult:
-    """On the images people judged `ai` or `real`, the candidate may not rank worse than the promoted
-    model beyond noise; names the images it newly gets wrong, with their thumbnails."""
+    """On the images people judged `ai` or `real`, the candidate may not decide worse than the promoted
+    model beyond noise (each at its own threshold); names the images it newly gets wrong, with their
+    thumbnails."""
     decision = review.regression_on_verdicts(training_labels, verdicts.latest_verdicts(reviewed_labels), detector,
                                              settings.resolved_profile(), settings.data, settings.target_precision)
     return dg.AssetCheckResult(passed=decision.passed, metadata=_regression_metadata(decision, settings))
@@ -68,12 +69,15 @@ def _regression_metadata(decision: RegressionDecision, settings: PipelineSetting
                 "compared_with": decision.compared_with or "nothing"}
     if decision.judged_images:
         metadata.update({
-            "candidate_roc_auc": md.number(decision.candidate_roc_auc, "one class only among the judged images"),
-            "incumbent_roc_auc": md.number(decision.incumbent_roc_auc, decision.why),
+            "candidate_decided_as_people": md.number(decision.candidate_right, decision.why),
+            "incumbent_decided_as_people": md.number(decision.incumbent_right, decision.why),
             "difference": md.number(decision.difference, decision.why),
             "difference_95ci": md.interval(decision.difference_95ci, decision.why),
             "candidate_wrong": decision.candidate_wrong,
             "incumbent_wrong": decision.incumbent_wrong if decision.incumbent_wrong is not None else "n/a",
+            "candidate_roc_auc": md.number(decision.candidate_roc_auc, "one class only among the judged images"),
+            "incumbent_roc_auc": md.number(decision.incumbent_roc_auc, "one class only among the judged images"
+                                           if decision.compared_with else decision.why),
             "newly_wrong": md.table(decision.newly_wrong),
             "newly_wrong_images": _sheet([(f"person: {r['verdict']}", r["p_incumbent"], r["p_candidate"], r["file"])
                                           for r in decision.newly_wrong], settings,
