@@ -22,6 +22,7 @@ from detector_pipeline.defs.jobs import (
     validate_verdicts_job,
 )
 from detector_pipeline.defs.resources import PipelineSettings, pipeline_resources
+from detector_pipeline.defs.run_health import runs_whose_worker_died
 from detector_pipeline.defs.schedules import nightly_retrain
 from detector_pipeline.defs.sensors import new_label_batches, new_verdict_files
 from detector_pipeline.registry.durable import remove_stale_partials
@@ -46,7 +47,7 @@ def build_defs(environment: Environment) -> dg.Definitions:
         assets=ASSETS,
         asset_checks=CHECKS,
         jobs=[validate_batch_job, validate_verdicts_job, retrain_on_batch_job, retrain_job, score_feed_job, ablations_job, report_job],
-        sensors=[new_label_batches, new_verdict_files],
+        sensors=[new_label_batches, new_verdict_files, runs_whose_worker_died],
         schedules=[nightly_retrain(environment.retrain_cron)],
         resources=pipeline_resources(PipelineSettings.of(environment)),
         executor=executor(environment.executor),

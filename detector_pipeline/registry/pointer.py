@@ -84,6 +84,8 @@ def _promote_locked(data_dir: Path, record: dict, forced: str | None) -> dict:
         previous = read_promoted(data_dir)
     except ArtifactError:
         previous = None  # an unreadable pointer is what a promotion repairs
+    else:
+        _drop_unfinished(registry_dir(data_dir) / HISTORY, previous)
     record = {**record, "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "previous_version": previous["version"] if previous else None}
     if forced is not None:
@@ -100,17 +102,48 @@ def _promote_locked(data_dir: Path, record: dict, forced: str | None) -> dict:
     return record
 
 
+def _is_unfinished(last_line: bytes, pointer: dict | None) -> bool:
+    """The history's last line is a promotion that never took effect: killed between its history line
+    and its pointer (the line names another promotion than the pointer), or in the middle of the
+    line itself (not JSON)."""
+    try:
+        last = json.loads(last_line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return True
+    return not isinstance(last, dict) or pointer is None or (last.get("version"), last.get("promoted_at")) != (
+        pointer.get("version"), pointer.get("promoted_at"))
+
+
+def _drop_unfinished(history: Path, pointer: dict | None) -> None:
+    """Under the promotion lock, with a readable pointer: the line of a promotion cut off goes."""
+    if not history.exists():
+        return
+    lines = history.read_bytes().splitlines(keepends=True)
+    if lines and _is_unfinished(lines[-1], pointer):
+        os.truncate(history, history.stat().st_size - len(lines[-1]))
+
+
 def promotion_history(data_dir: Path) -> list[dict]:
+    """Every promotion that took effect, oldest first; a last line the pointer does not confirm (a
+    promotion killed half-way, or one in progress) is left out."""
     path = registry_dir(data_dir) / HISTORY
     if not path.exists():
         return []
+    lines = path.read_bytes().splitlines()
+    try:
+        pointer = read_promoted(data_dir)
+    except ArtifactError:
+        pointer = None
+    if lines and (pointer is not None or not (registry_dir(data_dir) / POINTER).exists()) and _is_unfinished(
+            lines[-1], pointer):
+        lines = lines[:-1]
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             rows.append(json.loads(line))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise ArtifactError(f"promotion history {path} line {number} is not JSON: delete that line") from None
     return rows
 

@@ -94,7 +94,7 @@ def test_dockerfile_copies_what_exists_and_serves_the_definitions():
 
     jobs = {job.name for job in defs.get_repository_def().get_all_jobs()}
     assert {"validate_batch", "retrain_on_batch", "retrain", "score_feed", "ablations", "report"} <= jobs
-    assert {s.name for s in defs.sensors} == {"new_label_batches", "new_verdict_files"}
+    assert {s.name for s in defs.sensors} == {"new_label_batches", "new_verdict_files", "runs_whose_worker_died"}
     assert {s.name for s in defs.schedules} == {"nightly_retrain"}
 
 

@@ -21,8 +21,9 @@ from detector_pipeline.defs.assets import ASSETS, BATCH_ASSETS, CHECKS
 from detector_pipeline.defs.resources import pipeline_resources
 from detector_pipeline.defs.schedules import retrain_tick, verdict_files_since_model
 from detector_pipeline.defs.sensors import new_verdict_files
+from detector_pipeline_tests.dagster_dev import free_port
 from detector_pipeline_tests.helpers import write_tiny_dataset
-from detector_pipeline_tests.integration.test_ui import CHROMIUM, CHROMIUM_ARGS, _free_port
+from detector_pipeline_tests.integration.test_ui import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.slow, pytest.mark.ui]
 MARKED = 10
@@ -67,7 +68,7 @@ def test_a_reviewer_marks_ten_images_and_the_next_training_labels_take_them(trai
     wanted = {int(r.rank): ("real" if not r.is_ai else "ai") for r in queue.head(MARKED).itertuples()}
     mistaken_rank = int(queue.loc[queue["image_path"] == mistaken, "rank"].iloc[0])
     assert mistaken_rank <= MARKED, "the teacher's mistake is among the largest disagreements"
-    port = _free_port()
+    port = free_port()
     server = _serve(settings, port, tmp_path / "review.log")
     try:
         with sync_playwright() as p:

@@ -3,12 +3,8 @@
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -16,31 +12,12 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect, sync_playwright
 
-from detector_pipeline_tests.helpers import PROJECT_ROOT, write_tiny_dataset
+from detector_pipeline_tests import dagster_dev
+from detector_pipeline_tests.helpers import write_tiny_dataset
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_up(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"dagster dev exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/server_info", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError(f"the Dagster UI did not come up on {url}")
 
 
 @pytest.fixture
@@ -48,49 +25,16 @@ def dagster_ui(tmp_path):
     labels = write_tiny_dataset(tmp_path / "data")
     home = tmp_path / "dagster_home"
     home.mkdir()
-    port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "DETECTOR_PROFILE": "tiny", "DETECTOR_LABELS": str(labels),
            "DETECTOR_IMAGES_ROOT": str(labels.parent), "DETECTOR_DATA_DIR": str(tmp_path / "artifacts"),
            "DETECTOR_DEVICE": "cpu", "DETECTOR_FEED_DIR": str(labels.parent / "img"),
            "DETECTOR_INCOMING_DIR": str(tmp_path / "incoming")}
     subprocess.run([str(Path(sys.executable).parent / "detector-pipeline"), "init"], env=env, check=True)
-    dagster = Path(sys.executable).parent / "dagster"
-    log = open(tmp_path / "dagster_dev.log", "w")
-    # Its own session and process group: signals reach dagster dev and all its children, and SIGINT
-    # is not ignored as it is for a job started with `&` by a non-interactive shell.
-    process = subprocess.Popen([str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-                                "-p", str(port)], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    process, url = dagster_dev.start(env, tmp_path / "dagster_dev.log")
     try:
-        _wait_until_up(url, process)
         yield url, home
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-
-
-def _instance_at(home: Path) -> dg.DagsterInstance:
-    from dagster._core.instance.ref import InstanceRef
-
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
-
-
-def _wait_until(home: Path, found, timeout: float, what: str):
-    """Polls the instance at `home` until `found(instance)` returns something truthy, and returns it."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with _instance_at(home) as instance:
-            result = found(instance)
-        if result:
-            return result
-        time.sleep(3)
-    raise TimeoutError(f"{what} after {timeout} s")
+        dagster_dev.stop(process)
 
 
 def _wait_for_materialization(home: Path, key: str, timeout: float = 420) -> None:
@@ -99,7 +43,7 @@ def _wait_for_materialization(home: Path, key: str, timeout: float = 420) -> Non
         assert not failed, f"run {failed[0].run_id} failed"
         return instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
 
-    _wait_until(home, materialized, timeout, f"{key} not materialized")
+    dagster_dev.wait_until(home, materialized, timeout, f"{key} not materialized")
 
 
 def _wait_for_runs_to_end(home: Path, timeout: float = 300) -> list[dg.DagsterRun]:
@@ -108,7 +52,7 @@ def _wait_for_runs_to_end(home: Path, timeout: float = 300) -> list[dg.DagsterRu
         runs = instance.get_runs()
         return runs if runs and all(r.is_finished for r in runs) else None
 
-    return _wait_until(home, finished_runs, timeout, "runs still in progress")
+    return dagster_dev.wait_until(home, finished_runs, timeout, "runs still in progress")
 
 
 @pytest.mark.slow  # starts dagster dev and Chromium, then runs the chain
@@ -153,7 +97,7 @@ def test_materialize_the_chain_from_the_ui(dagster_ui):
         browser.close()
     runs = _wait_for_runs_to_end(home)
     assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * len(runs)
-    with _instance_at(home) as instance:
+    with dagster_dev.instance_at(home) as instance:
         for key in ("teacher_labels", "offtheshelf_baseline", "evaluation_report", "promoted_detector"):
             assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
 
