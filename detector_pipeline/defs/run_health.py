@@ -50,10 +50,9 @@ def fail_runs_whose_worker_died(instance: dg.DagsterInstance) -> tuple[list[str]
         pid, since = worker
         instance.report_run_failed(
             record.dagster_run,
-            f"its run worker (pid {pid}, reported in at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(since))} "
-            "UTC) is gone: killed (SIGKILL, "
-            "out of memory, a restarted machine) before it could report; marked failed so that run_retries can "
-            "start it again from the step that was cut off",
+            f"its run worker (pid {pid}, up since {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(since))} UTC) "
+            "is gone: killed (SIGKILL, out of memory, a restarted machine) before it could report; marked failed "
+            "so that run_retries can start it again from the step that was cut off",
             JobFailureData(error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION))
         if instance.event_log_storage.supports_global_concurrency_limits:
             # Its pool slots (gpu) now, not when run monitoring next sweeps: the retry needs them.
