@@ -4,10 +4,10 @@ machine leaves its run STARTED for ever: that launcher can't tell Dagster's run 
 worker lives. Such a run holds the retrain queue (one retrain at a time) and its batches never reach
 a model. This sensor looks for the worker's pid in the run's events and marks the run failed when
 that process is gone, as an unexpected termination, and gives back its pool slots; the instance's
-run_retries then starts it again from the step that was cut off. Other launchers (Kubernetes, ECS, Docker) check their own workers,
-and an instance on shared storage (PostgreSQL) may have workers on other machines, whose pids mean
-nothing here: there it does nothing and says so (deploy/dagster.yaml: use a launcher that checks its
-workers, with run_monitoring)."""
+run_retries then starts it again from the step that was cut off. Other launchers (Kubernetes, ECS,
+Docker) check their own workers, and an instance on shared storage (PostgreSQL) may have workers on
+other machines, whose pids mean nothing here: there it does nothing and says so
+(deploy/dagster.yaml: use a launcher that checks its workers, with run_monitoring)."""
 
 import time
 

@@ -6,10 +6,10 @@ verdicts, where it is the share of judged images decided as people decided (revi
 Two designs, each with the interval it needs:
 - paired (`paired_difference`): both models score the same images (the promotion gate, the
   ablations, the gate on verdicts). The statistic is the mean over seeds of metric(A, seed) -
-  metric(B, seed). Its
-  interval comes from a two-level bootstrap: each resample draws source groups with replacement
-  and, independently, seeds with replacement, so it is as wide as both kinds of noise make it (a
-  model without seeds, such as the probe, pairs with every seed of the other).
+  metric(B, seed). Its interval comes from a two-level bootstrap: each resample draws source
+  groups with replacement and, independently, seeds with replacement, so it is as wide as both
+  kinds of noise make it (a model without seeds, such as the probe, pairs with every seed of the
+  other).
 - independent (`independent_auc_difference`): other images (a live label batch against the model's
   own test split). The two standard errors, each read off its bootstrap interval over source groups
   (width / 3.92), add in quadrature (the normal approximation).
@@ -61,8 +61,9 @@ def _mean_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, seeds: np.ndar
 def paired_difference(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, groups: np.ndarray,
                       n_resamples: int = N_RESAMPLES, seed: int = 0, metric: Metric = roc_auc) -> dict:
     """scores_a, scores_b: [n_seeds, n_images] (seed k of A paired with seed k of B) or [n_images];
-    `metric(y, scores)` is None where undefined (ROC-AUC on one class). Returns the observed difference, its interval, the verdict, the bootstrap standard error and the
-    minimum detectable difference."""
+    `metric(y, scores)` is None where undefined (ROC-AUC on one class). Returns the observed
+    difference, its interval, the verdict, the bootstrap standard error and the minimum detectable
+    difference."""
     y = np.asarray(y).astype(int)
     n_seeds = max(np.ndim(scores_a) == 2 and len(scores_a) or 1, np.ndim(scores_b) == 2 and len(scores_b) or 1)
     a, b = as_seed_rows(scores_a, n_seeds), as_seed_rows(scores_b, n_seeds)

@@ -72,7 +72,7 @@ def compare_on_verdicts(rows: pd.DataFrame, candidate: np.ndarray, candidate_thr
     newly = np.flatnonzero(wrong_candidate & ~wrong_incumbent)
     paired = paired_difference(y, said_ai, incumbent_said_ai, groups, metric=decided_as_people)
     worse = paired["verdict"] == "refuted"
-    right = (decided_as_people(y, said_ai), decided_as_people(y, incumbent_said_ai))
+    right = (base["candidate_right"], decided_as_people(y, incumbent_said_ai))
     why = (f"{'worse' if worse else 'not worse'} than promoted detector {incumbent_version} beyond noise on the "
            f"{len(rows)} images people judged: decides {right[0]:.0%} of them as people did against {right[1]:.0%} "
            f"(wrong on {int(wrong_candidate.sum())} against {int(wrong_incumbent.sum())}; {len(newly)} newly wrong)")
